@@ -1,0 +1,245 @@
+// Device acquisition through Dawn's Node bindings (npm `webgpu`): picks an adapter, requests the
+// limits the work needs up to what the adapter offers, reports it, and owns everything created on
+// it (arena, pipeline cache). `close()` destroys the device so that Node can exit (Dawn keeps a
+// busy loop alive until then, DESIGN.md §5).
+
+import { create, globals } from 'webgpu';
+import { BufferArena, type ArenaBuffer, type MemoryCategory } from './arena.js';
+import { createLaunch, KernelError, PipelineCache, type BufferLike, type CompiledProgram, type Launch, type ProgramSpec } from './program.js';
+
+export interface OpenDeviceOptions {
+  /** Dawn backend: vulkan, opengl, opengles, metal, d3d12, null... (env DENSENET_WGSL_BACKEND). */
+  backend?: string;
+  /** Exact adapter name as Dawn lists it (env DENSENET_WGSL_ADAPTER). */
+  adapter?: string;
+  powerPreference?: GPUPowerPreference;
+  /** Limits the work needs; each is requested up to what the adapter offers, and refused clearly above it. */
+  requiredLimits?: Partial<Record<keyof GPUSupportedLimits, number>>;
+  /** Features to enable where the adapter has them (default: timestamp-query). */
+  optionalFeatures?: GPUFeatureName[];
+}
+
+export interface AdapterReport {
+  name: string;
+  vendor: string;
+  architecture: string;
+  backend: string;
+  driver: string;
+  isSoftware: boolean;
+  features: string[];
+  limits: {
+    maxBufferSize: number;
+    maxStorageBufferBindingSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxStorageBuffersPerShaderStage: number;
+    maxComputeWorkgroupsPerDimension: number;
+  };
+}
+
+const SETUP_HINT = 'run `bash scripts/setup.sh` (it installs the software Vulkan driver, Mesa lavapipe, on a machine without a GPU)';
+
+let globalsInstalled = false;
+function installGlobals(): void {
+  if (globalsInstalled) return;
+  Object.assign(globalThis, globals);
+  globalsInstalled = true;
+}
+
+/** The limits we raise to the adapter's maximum by default: deep models need big buffers. */
+const RAISED_LIMITS = [
+  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupsPerDimension',
+] as const;
+
+export class Gpu {
+  readonly arena: BufferArena;
+  readonly pipelines: PipelineCache;
+  private lostReason: string | undefined;
+  private closed = false;
+
+  constructor(readonly device: GPUDevice, readonly adapter: AdapterReport, private readonly instance: GPU) {
+    this.arena = new BufferArena(device, device.limits.maxBufferSize);
+    this.pipelines = new PipelineCache(device);
+    device.lost.then((info) => {
+      if (!this.closed) this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  get queue(): GPUQueue { return this.device.queue; }
+  get limits(): GPUSupportedLimits { return this.device.limits; }
+  get hasTimestamps(): boolean { return this.device.features.has('timestamp-query'); }
+
+  private checkAlive(): void {
+    if (this.closed) throw new Error('gpu: the device was closed');
+    if (this.lostReason) throw new Error(`gpu: the device was lost (${this.lostReason}); open a new one`);
+  }
+
+  compile(spec: ProgramSpec): Promise<CompiledProgram> {
+    this.checkAlive();
+    return this.pipelines.compile(spec);
+  }
+
+  launch(program: CompiledProgram, buffers: Record<string, BufferLike>, uniforms: Record<string, number>, workgroups: number): Launch {
+    this.checkAlive();
+    return createLaunch(this.device, this.arena, program, buffers, uniforms, workgroups);
+  }
+
+  /** Records `launches` in order into one compute pass of one command buffer. */
+  encode(encoder: GPUCommandEncoder, launches: Launch[]): void {
+    const pass = encoder.beginComputePass();
+    for (const l of launches) l.encode(pass);
+    pass.end();
+  }
+
+  /**
+   * Records and submits launches in one command buffer and waits for the GPU. Validation and
+   * out-of-memory errors come back as an exception naming the kernels, not as a silent no-op.
+   */
+  async run(launches: Launch[]): Promise<void> {
+    this.checkAlive();
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    const encoder = this.device.createCommandEncoder();
+    this.encode(encoder, launches);
+    this.queue.submit([encoder.finish()]);
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    const error = validation ?? oom;
+    if (error) {
+      const names = [...new Set(launches.map((l) => l.name))].join(', ');
+      throw new KernelError(`gpu: submitting [${names}] failed: ${error.message}`);
+    }
+    await this.queue.onSubmittedWorkDone();
+    this.checkAlive();
+  }
+
+  /** A storage buffer holding `data` (float32 unless given another typed array). */
+  upload(label: string, category: MemoryCategory, data: Float32Array | Uint32Array | Int32Array): ArenaBuffer {
+    this.checkAlive();
+    const buf = this.arena.allocate(label, category, Math.max(4, data.byteLength));
+    if (data.byteLength > 0) this.queue.writeBuffer(buf.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buf;
+  }
+
+  /** A zero-filled storage buffer of `elements` 4-byte elements. */
+  zeros(label: string, category: MemoryCategory, elements: number): ArenaBuffer {
+    this.checkAlive();
+    return this.arena.allocate(label, category, Math.max(4, elements * 4));
+  }
+
+  write(target: ArenaBuffer, data: Float32Array | Uint32Array, elementOffset = 0): void {
+    if ((elementOffset + data.length) * 4 > target.bytes) {
+      throw new RangeError(`gpu: writing ${data.length} elements at ${elementOffset} overruns "${target.label}" (${target.bytes / 4} elements)`);
+    }
+    this.queue.writeBuffer(target.buffer, elementOffset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies `elements` floats starting at `elementOffset` back to the CPU. */
+  async read(source: ArenaBuffer, elementOffset = 0, elements = source.bytes / 4 - elementOffset): Promise<Float32Array> {
+    this.checkAlive();
+    if (elementOffset < 0 || elementOffset + elements > source.bytes / 4) {
+      throw new RangeError(`gpu: reading [${elementOffset}, ${elementOffset + elements}) is outside "${source.label}" (${source.bytes / 4} elements)`);
+    }
+    const bytes = elements * 4;
+    if (bytes === 0) return new Float32Array(0);
+    // The staging buffer is short-lived and not part of the engine's footprint: created directly.
+    const staging = this.device.createBuffer({ label: `${source.label}.readback`, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const encoder = this.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(source.buffer, elementOffset * 4, staging, 0, bytes);
+      this.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      return new Float32Array(staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Destroys every buffer and the device; Node can exit afterwards. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.arena.freeAll();
+    this.device.destroy();
+    void this.instance;
+  }
+}
+
+function describeLimits(l: GPUSupportedLimits): AdapterReport['limits'] {
+  return {
+    maxBufferSize: l.maxBufferSize,
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+  };
+}
+
+export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> {
+  installGlobals();
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const backend = options.backend ?? process.env.DENSENET_WGSL_BACKEND;
+  const adapterName = options.adapter ?? process.env.DENSENET_WGSL_ADAPTER;
+  const dawnOptions: string[] = [];
+  if (backend) dawnOptions.push(`backend=${backend}`);
+  if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
+  const instance = create(dawnOptions);
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await instance.requestAdapter({ powerPreference: options.powerPreference });
+  } catch (e) {
+    throw new Error(`gpu: Dawn could not find the adapter asked for (${dawnOptions.join(', ') || 'default'}): ${(e as Error).message}`);
+  }
+  if (!adapter) {
+    const asked = dawnOptions.length ? ` matching ${dawnOptions.join(', ')}` : '';
+    throw new Error(`gpu: no WebGPU adapter${asked} was found; ${SETUP_HINT}`);
+  }
+
+  const requiredLimits: Record<string, number> = {};
+  for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  for (const [name, wanted] of Object.entries(options.requiredLimits ?? {})) {
+    const offered = (adapter.limits as unknown as Record<string, number>)[name];
+    if (offered === undefined) throw new Error(`gpu: unknown limit "${name}"`);
+    if (wanted! > offered) {
+      throw new Error(`gpu: the work needs ${name} = ${wanted} but adapter "${adapter.info.description}" offers ${offered}; ` +
+        'use a smaller batch or model, or another adapter (--adapter / DENSENET_WGSL_ADAPTER)');
+    }
+    requiredLimits[name] = Math.max(requiredLimits[name] ?? 0, wanted!);
+  }
+  const wantedFeatures = options.optionalFeatures ?? ['timestamp-query'];
+  const requiredFeatures = wantedFeatures.filter((f) => adapter!.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  device.addEventListener('uncapturederror', (event) => {
+    console.error(`gpu: uncaptured WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
+  });
+  const info = adapter.info;
+  const name = info.description || info.device || 'unknown adapter';
+  const report: AdapterReport = {
+    name,
+    vendor: info.vendor,
+    architecture: info.architecture,
+    backend: backend ?? (/(mesa|llvmpipe|lavapipe)/i.test(name) ? 'vulkan' : 'default'),
+    driver: info.description,
+    isSoftware: /llvmpipe|lavapipe|swiftshader|software/i.test(name),
+    features: [...device.features].sort(),
+    limits: describeLimits(device.limits),
+  };
+  return new Gpu(device, report, instance);
+}
+
+export function formatAdapter(a: AdapterReport): string {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  return [
+    `adapter: ${a.name} (${a.vendor || 'unknown vendor'}${a.architecture ? ' ' + a.architecture : ''})${a.isSoftware ? ' [software]' : ''}`,
+    `  backend: ${a.backend}`,
+    `  limits: maxBufferSize ${mib(a.limits.maxBufferSize)}, maxStorageBufferBindingSize ${mib(a.limits.maxStorageBufferBindingSize)}, ` +
+      `workgroup storage ${a.limits.maxComputeWorkgroupStorageSize} B, ${a.limits.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ` +
+      `${a.limits.maxStorageBuffersPerShaderStage} storage buffers/stage`,
+    `  features: ${a.features.join(', ') || 'none'}`,
+  ].join('\n');
+}
+
+export { KernelError };
