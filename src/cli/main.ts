@@ -1,6 +1,63 @@
-// densenet-wgsl command line (commands are added as the engine grows).
-import { formatAdapter, openDevice } from '../gpu/device.js';
+// densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
+import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { runInfo } from './info.js';
 
-const gpu = await openDevice();
-console.log(formatAdapter(gpu.adapter));
-gpu.close();
+interface Command {
+  summary: string;
+  flags: FlagSpec[];
+  run(flags: Record<string, unknown>, positional: string[]): Promise<void>;
+}
+
+const commands: Record<string, Command> = {
+  info: {
+    summary: 'print the WebGPU adapter and run a GPU smoke check',
+    flags: ADAPTER_FLAGS,
+    run: (flags) => runInfo(adapterOptions(flags as never)),
+  },
+  'bench ops': {
+    summary: 'time conv/batch norm/pool kernels against tfjs-webgpu on the same adapter',
+    flags: [...ADAPTER_FLAGS,
+      { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
+      { name: 'reps', type: 'number', help: 'timed repetitions per measurement', default: 5 }],
+    run: async (flags) => {
+      const { runOpsBenchmarkCli } = await import('./bench_ops.js');
+      await runOpsBenchmarkCli(flags);
+    },
+  },
+};
+
+function usage(): string {
+  const lines = ['usage: densenet-wgsl <command> [flags]', '', 'commands:'];
+  for (const [name, c] of Object.entries(commands)) {
+    lines.push(`  ${name.padEnd(12)} ${c.summary}`, formatFlags(c.flags).replace(/^/gm, '    '));
+  }
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    console.log(usage());
+    return argv.length === 0 ? 1 : 0;
+  }
+  const two = `${argv[0]} ${argv[1] ?? ''}`;
+  const name = commands[two] ? two : argv[0];
+  const command = commands[name];
+  if (!command) {
+    const group = Object.keys(commands).filter((c) => c.startsWith(`${argv[0]} `));
+    const hint = group.length ? `; "${argv[0]}" takes: ${group.map((g) => g.split(' ')[1]).join(', ')}` : '';
+    throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ').trim()}"${hint}. Run "densenet-wgsl --help" for the list.`);
+  }
+  const rest = argv.slice(name.split(' ').length);
+  if (rest.includes('--help')) { console.log(`densenet-wgsl ${name}: ${command.summary}\n${formatFlags(command.flags)}`); return 0; }
+  const { flags, positional } = parseFlags(name, rest, command.flags);
+  await command.run(flags, positional);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: Error) => {
+    console.error(error instanceof UsageError ? `densenet-wgsl: ${error.message}` : `densenet-wgsl: ${error.stack ?? error.message}`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  },
+);

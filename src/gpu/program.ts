@@ -78,8 +78,12 @@ export class PipelineCache {
 
   private async build(spec: ProgramSpec): Promise<CompiledProgram> {
     const code = preludeFor(spec) + spec.body;
+    // The scope keeps a bad shader from also surfacing as an uncaptured error on the console.
+    this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ label: spec.name, code });
+    const scoped = this.device.popErrorScope();
     const info = await module.getCompilationInfo();
+    await scoped;
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length > 0) {
       const where = errors.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${code.split('\n')[m.lineNum - 1] ?? ''}`);

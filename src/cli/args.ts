@@ -1,0 +1,69 @@
+// A small, strict command-line parser: every flag must be declared, so a typo is an error that
+// names the flag and lists the ones the command takes, instead of being silently ignored.
+
+export interface FlagSpec {
+  name: string;
+  /** 'boolean' flags take no value; others take the next argument or `--flag=value`. */
+  type: 'boolean' | 'string' | 'number';
+  help: string;
+  default?: string | number | boolean;
+}
+
+export type ParsedFlags = Record<string, string | number | boolean | undefined>;
+
+export class UsageError extends Error {}
+
+export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): { flags: ParsedFlags; positional: string[] } {
+  const flags: ParsedFlags = {};
+  for (const s of specs) if (s.default !== undefined) flags[s.name] = s.default;
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) { positional.push(arg); continue; }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) {
+      const known = specs.map((s) => `--${s.name}`).join(', ') || 'none';
+      throw new UsageError(`${command}: unknown flag --${name} (flags: ${known})`);
+    }
+    if (spec.type === 'boolean') {
+      if (eq >= 0) throw new UsageError(`${command}: --${name} takes no value`);
+      flags[name] = true;
+      continue;
+    }
+    const raw = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (raw === undefined) throw new UsageError(`${command}: --${name} needs a value`);
+    if (spec.type === 'number') {
+      const value = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(value)) throw new UsageError(`${command}: --${name} must be a number, got "${raw}"`);
+      flags[name] = value;
+    } else {
+      flags[name] = raw;
+    }
+  }
+  return { flags, positional };
+}
+
+export function formatFlags(specs: FlagSpec[]): string {
+  return specs.map((s) => {
+    const value = s.type === 'boolean' ? '' : ` <${s.type}>`;
+    const def = s.default !== undefined && s.type !== 'boolean' ? ` (default ${s.default})` : '';
+    return `  --${s.name}${value}`.padEnd(28) + `${s.help}${def}`;
+  }).join('\n');
+}
+
+/** Flags every GPU command takes: which adapter to use. */
+export const ADAPTER_FLAGS: FlagSpec[] = [
+  { name: 'backend', type: 'string', help: 'Dawn backend: vulkan, opengles, opengl, metal, d3d12 (env DENSENET_WGSL_BACKEND)' },
+  { name: 'adapter', type: 'string', help: 'adapter name as Dawn lists it (env DENSENET_WGSL_ADAPTER)' },
+  { name: 'power', type: 'string', help: 'power preference: high-performance or low-power' },
+];
+
+export function adapterOptions(flags: ParsedFlags): { backend?: string; adapter?: string; powerPreference?: GPUPowerPreference } {
+  const power = flags.power as string | undefined;
+  if (power !== undefined && power !== 'high-performance' && power !== 'low-power') {
+    throw new UsageError(`--power must be high-performance or low-power, got "${power}"`);
+  }
+  return { backend: flags.backend as string | undefined, adapter: flags.adapter as string | undefined, powerPreference: power as GPUPowerPreference | undefined };
+}
