@@ -35,6 +35,22 @@ test('forward and backward match the reference on a channel slice of a larger bu
   for (const b of [xBuf, dyBuf, dxBuf, yBuf]) gpu.arena.free(b);
 });
 
+test('one dispatch may read one tensor and write another packed in the same buffer', async () => {
+  // The memory planner packs many tensors into one buffer per category; WebGPU refuses a buffer
+  // bound read-only and writable in one dispatch, so every binding is writable and tightly ranged.
+  const gpu = await testGpu();
+  const n = 64 * 5; // 1280 bytes: x at 0, y at element 384 (byte 1536, 256-aligned)
+  const pool = gpu.upload('pool', 'activations', randomArray(384 + n, 7));
+  const x = tensor(pool, [n], 0);
+  const y = tensor(pool, [n], 384);
+  const launch = await reluForward(gpu, { x, y });
+  await gpu.run([launch]);
+  const all = await gpu.read(pool);
+  assertClose(all.subarray(384), reluReference(all.subarray(0, n)), exact, 'relu within one buffer');
+  launch.destroy();
+  gpu.arena.free(pool);
+});
+
 test('the reference backward matches finite differences', () => {
   const x = randomArray(50, 4).map((v) => (Math.abs(v) < 0.05 ? v + 0.1 : v)); // away from the kink
   const w = randomArray(50, 5);

@@ -30,11 +30,18 @@ export interface ProgramSpec {
 /** Everything a kernel can be given: a whole arena buffer, a raw GPU buffer, or a byte range of one. */
 export type BufferLike = ArenaBuffer | GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
 
+/*
+ * Every storage binding is declared read_write, also the ones a kernel only reads (`access:
+ * 'read'` documents intent). WebGPU forbids one buffer bound read-only and writable in the same
+ * dispatch even for disjoint ranges, but allows several writable bindings of one buffer whose
+ * ranges do not overlap; the memory planner packs many tensors into one buffer per category, so
+ * a kernel routinely reads one range of a buffer and writes another (measured on Dawn 0.6.2).
+ */
 export function preludeFor(spec: ProgramSpec): string {
   const lines: string[] = [];
   spec.bindings.forEach((b, i) => {
     const type = b.type ?? 'f32';
-    lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${type}>;`);
+    lines.push(`@group(0) @binding(${i}) var<storage, read_write> ${b.name}: array<${type}>;`);
   });
   if (spec.uniforms.length > 0) {
     lines.push('struct Uniforms {');
@@ -92,7 +99,7 @@ export class PipelineCache {
     try {
       const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
         binding: i, visibility: 0x4 /* COMPUTE */,
-        buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' },
+        buffer: { type: 'storage' }, // see preludeFor
       }));
       if (spec.uniforms.length > 0) {
         entries.push({ binding: spec.bindings.length, visibility: 0x4, buffer: { type: 'uniform' } });

@@ -65,21 +65,20 @@ export interface BoundTensor {
 }
 
 /**
- * The binding for a tensor. Small buffers are bound whole; a tensor in a buffer larger than
- * maxStorageBufferBindingSize is bound as an aligned range around it, and one that is itself
- * larger than a binding may be is refused with the op's name.
+ * The binding for a tensor: the 256-byte-aligned range that holds it, never the whole buffer, so
+ * that tensors packed into one buffer can be read and written by one dispatch (WebGPU refuses
+ * overlapping writable bindings; see preludeFor). A tensor larger than one binding may be
+ * (maxStorageBufferBindingSize) is refused with the op's name.
  */
 export function bindTensor(limits: GPUSupportedLimits, op: string, name: string, ref: TensorRef): BoundTensor {
   checkInBuffer(op, name, ref);
-  const maxBinding = limits.maxStorageBufferBindingSize;
-  if (ref.buffer.bytes <= maxBinding) return { binding: ref.buffer, offset: ref.offset };
   const bytes = Math.max(4, sizeOf(ref.shape) * 4);
   const align = limits.minStorageBufferOffsetAlignment;
   const start = Math.floor((ref.offset * 4) / align) * align;
-  const size = Math.ceil((ref.offset * 4 + bytes - start) / 4) * 4;
-  if (size > maxBinding) {
+  const size = Math.min(ref.offset * 4 + bytes, ref.buffer.bytes) - start;
+  if (size > limits.maxStorageBufferBindingSize) {
     throw new ShapeError(`${op}: "${name}" ${fmt(ref.shape)} needs ${size} bytes in one binding but the adapter allows ` +
-      `${maxBinding} (maxStorageBufferBindingSize); use a smaller batch`);
+      `${limits.maxStorageBufferBindingSize} (maxStorageBufferBindingSize); use a smaller batch`);
   }
   return { binding: { buffer: ref.buffer.buffer, offset: start, size }, offset: ref.offset - start / 4 };
 }
