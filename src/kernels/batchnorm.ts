@@ -1,0 +1,229 @@
+// Batch normalization over channel-major [C, N, H, W] activations: batch statistics (a separate
+// kernel, so that in a dense block they are computed once when a channel is written and read by
+// every later layer's BN, DESIGN.md §3), the running-statistics update, the forward (optionally
+// fused with ReLU), the per-channel affine a conv applies on load, and the training-mode backward.
+// WGSL lives in batchnorm_wgsl.ts, the float64 references in batchnorm_reference.ts.
+
+import type { Gpu } from '../gpu/device.js';
+import type { Launch } from '../gpu/program.js';
+import { affineBody, backwardDataBody, backwardReduceBody, ELEMENTWISE_ITEMS, forwardBody, statisticsBody, updateRunningBody } from './batchnorm_wgsl.js';
+import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type BoundTensor, type TensorRef } from './tensor.js';
+
+export {
+  batchNormAffineReference, batchNormBackwardReference, batchNormForwardReference, batchNormStatisticsReference,
+  batchNormUpdateRunningReference, type BatchNormForwardInputs, type BatchNormStats,
+} from './batchnorm_reference.js';
+
+/** Invocations per workgroup of the per-channel reductions and the elementwise kernels (a power of two). */
+export const BATCHNORM_WORKGROUP_SIZE = 64;
+/** Invocations per workgroup of the per-channel vector kernels (running update, affine). */
+const VECTOR_WORKGROUP = 64;
+
+export interface WorkgroupOption {
+  /** Invocations per workgroup, a power of two (default BATCHNORM_WORKGROUP_SIZE). */
+  workgroupSize?: number;
+}
+
+/** Checks x is [C, N, H, W] and returns [C, M = N·H·W]. */
+function activation(op: string, name: string, ref: TensorRef): [number, number] {
+  if (ref.shape.length !== 4) throw new ShapeError(`${op}: "${name}" has shape ${fmt(ref.shape)}, expected [C, N, H, W]`);
+  expectShape(op, name, ref, ref.shape);
+  return [ref.shape[0], sizeOf(ref.shape.slice(1))];
+}
+
+/** Checks a per-channel vector is [C], naming the channel count it must match. */
+function perChannel(op: string, name: string, ref: TensorRef, channels: number, source: string): void {
+  if (ref.shape.length !== 1 || ref.shape[0] !== channels) {
+    throw new ShapeError(`${op}: "${name}" has shape ${fmt(ref.shape)} but ${source} has ${channels} channels; expected [${channels}]`);
+  }
+  expectShape(op, name, ref, [channels]);
+}
+
+function workgroupSize(gpu: Gpu, op: string, requested: number | undefined): number {
+  const size = requested ?? BATCHNORM_WORKGROUP_SIZE;
+  const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
+  if (!Number.isInteger(size) || size < 1 || (size & (size - 1)) !== 0 || size > max) {
+    throw new RangeError(`${op}: workgroupSize ${size} must be a power of two between 1 and ${max}`);
+  }
+  return size;
+}
+
+function checkEps(op: string, eps: number): void {
+  if (!Number.isFinite(eps) || eps < 0) throw new RangeError(`${op}: eps must be a finite number >= 0, got ${eps}`);
+}
+
+/**
+ * WebGPU refuses a dispatch that binds one buffer both writable and read-only, or writable twice
+ * over overlapping ranges (tensors in small buffers are bound whole). Say so by operand name
+ * rather than let the submit fail.
+ */
+function checkNoAliasing(op: string, written: Record<string, TensorRef>, read: Record<string, TensorRef>): void {
+  const writtenEntries = Object.entries(written);
+  for (const [i, [wName, w]] of writtenEntries.entries()) {
+    for (const [rName, r] of Object.entries(read)) {
+      if (w.buffer.buffer === r.buffer.buffer) {
+        throw new ShapeError(`${op}: output "${wName}" and input "${rName}" are in the same buffer "${w.buffer.label}"; ` +
+          'one kernel cannot read and write one buffer: put the output in another buffer');
+      }
+    }
+    for (const [oName, o] of writtenEntries.slice(i + 1)) {
+      if (w.buffer.buffer === o.buffer.buffer) {
+        throw new ShapeError(`${op}: outputs "${wName}" and "${oName}" are in the same buffer "${w.buffer.label}"; ` +
+          'one kernel cannot bind one buffer writable twice: put them in separate buffers');
+      }
+    }
+  }
+}
+
+function bindAll(gpu: Gpu, op: string, refs: Record<string, TensorRef>): { buffers: Record<string, BoundTensor['binding']>; offsets: Record<string, number> } {
+  const buffers: Record<string, BoundTensor['binding']> = {};
+  const offsets: Record<string, number> = {};
+  for (const [name, ref] of Object.entries(refs)) {
+    const bound = bindTensor(gpu.limits, op, name, ref);
+    buffers[name] = bound.binding;
+    offsets[`${name}Offset`] = bound.offset;
+  }
+  return { buffers, offsets };
+}
+
+type Access = 'read' | 'read_write';
+function bindings(spec: Record<string, Access>): { name: string; access: Access }[] {
+  return Object.entries(spec).map(([name, access]) => ({ name, access }));
+}
+function offsetUniforms(names: string[]): { name: string; type: 'u32' }[] {
+  return names.map((n) => ({ name: `${n}Offset`, type: 'u32' as const }));
+}
+
+/** Per-channel batch mean and biased variance over N·H·W (float32, compensated two-pass). */
+export async function batchNormStatistics(gpu: Gpu, t: { x: TensorRef; mean: TensorRef; variance: TensorRef } & WorkgroupOption): Promise<Launch[]> {
+  const op = 'batchNorm.statistics';
+  const [C, M] = activation(op, 'x', t.x);
+  perChannel(op, 'mean', t.mean, C, 'x');
+  perChannel(op, 'variance', t.variance, C, 'x');
+  if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
+  checkNoAliasing(op, { mean: t.mean, variance: t.variance }, { x: t.x });
+  const wg = workgroupSize(gpu, op, t.workgroupSize);
+  const { buffers, offsets } = bindAll(gpu, op, { x: t.x, mean: t.mean, variance: t.variance });
+  const program = await gpu.compile({
+    name: op, key: `wg=${wg}`, workgroupSize: [wg], body: statisticsBody,
+    bindings: bindings({ x: 'read', mean: 'read_write', variance: 'read_write' }),
+    uniforms: [{ name: 'channels', type: 'u32' }, { name: 'count', type: 'u32' }, ...offsetUniforms(['x', 'mean', 'variance'])],
+  });
+  return [gpu.launch(program, buffers, { channels: C, count: M, ...offsets }, C)];
+}
+
+/**
+ * running = (1 − momentum)·running + momentum·batch; the running variance takes the UNBIASED batch
+ * variance (×count/(count − 1)), PyTorch's convention. count = N·H·W of the batch.
+ */
+export async function batchNormUpdateRunning(gpu: Gpu, t: { mean: TensorRef; variance: TensorRef; runningMean: TensorRef; runningVariance: TensorRef; momentum: number; count: number }): Promise<Launch[]> {
+  const op = 'batchNorm.updateRunning';
+  if (t.mean.shape.length !== 1) throw new ShapeError(`${op}: "mean" has shape ${fmt(t.mean.shape)}, expected [C]`);
+  const C = t.mean.shape[0];
+  perChannel(op, 'mean', t.mean, C, 'mean');
+  perChannel(op, 'variance', t.variance, C, 'mean');
+  perChannel(op, 'runningMean', t.runningMean, C, 'mean');
+  perChannel(op, 'runningVariance', t.runningVariance, C, 'mean');
+  if (!Number.isInteger(t.count) || t.count < 2) {
+    throw new RangeError(`${op}: count (N·H·W) must be a whole number >= 2 for the unbiased variance, got ${t.count}`);
+  }
+  if (!(t.momentum >= 0 && t.momentum <= 1)) throw new RangeError(`${op}: momentum must be in [0, 1], got ${t.momentum}`);
+  checkNoAliasing(op, { runningMean: t.runningMean, runningVariance: t.runningVariance }, { mean: t.mean, variance: t.variance });
+  const refs = { mean: t.mean, variance: t.variance, runningMean: t.runningMean, runningVariance: t.runningVariance };
+  const { buffers, offsets } = bindAll(gpu, op, refs);
+  const program = await gpu.compile({
+    name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: updateRunningBody,
+    bindings: bindings({ mean: 'read', variance: 'read', runningMean: 'read_write', runningVariance: 'read_write' }),
+    uniforms: [{ name: 'channels', type: 'u32' }, { name: 'momentum', type: 'f32' }, { name: 'unbias', type: 'f32' },
+      ...offsetUniforms(Object.keys(refs))],
+  });
+  const uniforms = { channels: C, momentum: t.momentum, unbias: t.count / (t.count - 1), ...offsets };
+  return [gpu.launch(program, buffers, uniforms, Math.ceil(C / VECTOR_WORKGROUP))];
+}
+
+/** y = (x − mean)·rsqrt(variance + eps)·gamma + beta, then ReLU if asked. Training passes batch statistics, inference running ones. */
+export async function batchNormForward(gpu: Gpu, t: { x: TensorRef; mean: TensorRef; variance: TensorRef; gamma: TensorRef; beta: TensorRef; y: TensorRef; eps: number; relu?: boolean } & WorkgroupOption): Promise<Launch[]> {
+  const op = 'batchNorm.forward';
+  const [C, M] = activation(op, 'x', t.x);
+  for (const name of ['mean', 'variance', 'gamma', 'beta'] as const) perChannel(op, name, t[name], C, 'x');
+  expectShape(op, 'y', t.y, t.x.shape);
+  checkEps(op, t.eps);
+  const inputs = { x: t.x, mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
+  checkNoAliasing(op, { y: t.y }, inputs);
+  const wg = workgroupSize(gpu, op, t.workgroupSize);
+  const relu = t.relu ?? false;
+  const { buffers, offsets } = bindAll(gpu, op, { ...inputs, y: t.y });
+  const program = await gpu.compile({
+    name: op, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg],
+    body: `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\n${forwardBody}`,
+    bindings: bindings({ x: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', y: 'read_write' }),
+    uniforms: [{ name: 'channels', type: 'u32' }, { name: 'count', type: 'u32' }, { name: 'chunks', type: 'u32' }, { name: 'eps', type: 'f32' },
+      ...offsetUniforms(['x', 'mean', 'variance', 'gamma', 'beta', 'y'])],
+  });
+  const chunks = Math.max(1, Math.ceil(M / (wg * ELEMENTWISE_ITEMS)));
+  return [gpu.launch(program, buffers, { channels: C, count: M, chunks, eps: t.eps, ...offsets }, M === 0 ? 0 : C * chunks)];
+}
+
+/** scale = gamma·rsqrt(variance + eps), shift = beta − mean·scale: the per-channel affine a conv applies on load (fused BN→ReLU). */
+export async function batchNormAffine(gpu: Gpu, t: { mean: TensorRef; variance: TensorRef; gamma: TensorRef; beta: TensorRef; scale: TensorRef; shift: TensorRef; eps: number }): Promise<Launch[]> {
+  const op = 'batchNorm.affine';
+  if (t.gamma.shape.length !== 1) throw new ShapeError(`${op}: "gamma" has shape ${fmt(t.gamma.shape)}, expected [C]`);
+  const C = t.gamma.shape[0];
+  for (const name of ['mean', 'variance', 'beta', 'scale', 'shift'] as const) perChannel(op, name, t[name], C, 'gamma');
+  checkEps(op, t.eps);
+  const inputs = { mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
+  checkNoAliasing(op, { scale: t.scale, shift: t.shift }, inputs);
+  const { buffers, offsets } = bindAll(gpu, op, { ...inputs, scale: t.scale, shift: t.shift });
+  const program = await gpu.compile({
+    name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: affineBody,
+    bindings: bindings({ mean: 'read', variance: 'read', gamma: 'read', beta: 'read', scale: 'read_write', shift: 'read_write' }),
+    uniforms: [{ name: 'channels', type: 'u32' }, { name: 'eps', type: 'f32' }, ...offsetUniforms(['mean', 'variance', 'gamma', 'beta', 'scale', 'shift'])],
+  });
+  return [gpu.launch(program, buffers, { channels: C, eps: t.eps, ...offsets }, Math.ceil(C / VECTOR_WORKGROUP))];
+}
+
+/**
+ * Training-mode backward through the batch statistics (mean and variance must be x's batch
+ * statistics). With relu, dy is the gradient w.r.t. the ReLU output and the pre-ReLU value is
+ * recomputed from x to mask it. Two launches: a per-channel reduction that writes dbeta = Σdy'
+ * and dgamma = Σdy'·x̂, then an elementwise pass that writes (or, with accumulate, adds) dx.
+ */
+export async function batchNormBackward(gpu: Gpu, t: {
+  x: TensorRef; dy: TensorRef; mean: TensorRef; variance: TensorRef; gamma: TensorRef; beta: TensorRef; eps: number; relu?: boolean;
+  dx: TensorRef; dgamma: TensorRef; dbeta: TensorRef; accumulate?: boolean;
+} & WorkgroupOption): Promise<Launch[]> {
+  const op = 'batchNorm.backward';
+  const [C, M] = activation(op, 'x', t.x);
+  expectShape(op, 'dy', t.dy, t.x.shape);
+  expectShape(op, 'dx', t.dx, t.x.shape);
+  for (const name of ['mean', 'variance', 'gamma', 'beta', 'dgamma', 'dbeta'] as const) perChannel(op, name, t[name], C, 'x');
+  if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
+  checkEps(op, t.eps);
+  const inputs = { x: t.x, dy: t.dy, mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
+  checkNoAliasing(op, { dgamma: t.dgamma, dbeta: t.dbeta }, inputs);
+  checkNoAliasing(op, { dx: t.dx }, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
+  const wg = workgroupSize(gpu, op, t.workgroupSize);
+  const relu = t.relu ?? false;
+  const accumulate = t.accumulate ?? false;
+  const flags = `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\nconst ACCUMULATE = ${accumulate};\n`;
+  const common = ['x', 'dy', 'mean', 'variance', 'gamma', 'beta'];
+  const scalars = [{ name: 'channels', type: 'u32' as const }, { name: 'count', type: 'u32' as const }, { name: 'eps', type: 'f32' as const }];
+  const reduceBound = bindAll(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
+  const dataBound = bindAll(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx });
+  const [reduceProgram, dataProgram] = await Promise.all([
+    gpu.compile({
+      name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: flags + backwardReduceBody,
+      bindings: bindings({ x: 'read', dy: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', dgamma: 'read_write', dbeta: 'read_write' }),
+      uniforms: [...scalars, ...offsetUniforms([...common, 'dgamma', 'dbeta'])],
+    }),
+    gpu.compile({
+      name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: flags + backwardDataBody,
+      bindings: bindings({ x: 'read', dy: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', dgamma: 'read', dbeta: 'read', dx: 'read_write' }),
+      uniforms: [...scalars, { name: 'chunks', type: 'u32' }, ...offsetUniforms([...common, 'dgamma', 'dbeta', 'dx'])],
+    }),
+  ]);
+  const chunks = Math.max(1, Math.ceil(M / (wg * ELEMENTWISE_ITEMS)));
+  const reduce = gpu.launch(reduceProgram, reduceBound.buffers, { channels: C, count: M, eps: t.eps, ...reduceBound.offsets }, C);
+  const data = gpu.launch(dataProgram, dataBound.buffers, { channels: C, count: M, eps: t.eps, chunks, ...dataBound.offsets }, C * chunks);
+  return [reduce, data];
+}
