@@ -1,0 +1,149 @@
+// Max pooling 3×3, stride 2, padding 1 (the ImageNet DenseNet stem), channel-major
+// [C, N, H, W] → [C, N, Ho, Wo] with Ho = ⌊(H + 2 − 3)/2⌋ + 1. Padding never wins: a window's
+// maximum is taken over its in-image cells only (as with −∞ padding).
+//
+// The backward pass keeps no argmax indices: each dx element recomputes the argmax of the (at
+// most 2×2) windows that contain it. Ties go to the FIRST maximum in row-major window order
+// (strict `>` while scanning rows top to bottom, columns left to right), which is what the
+// TensorFlow.js cpu backend does (maxPoolPositions); the whole dy of that window goes there.
+// (tfjs starts its scan from −∞ and so gives no gradient to a window that is all −∞; we start
+// from the window's first cell, so such a window routes its gradient to that cell.)
+
+import type { Gpu } from '../gpu/device.js';
+import type { Launch } from '../gpu/program.js';
+import { activationDims, bindOperands, ELEMENTWISE_WORKGROUP as WG, offsetUniforms, uniformsU32, type Shape4 } from './pool_common.js';
+import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
+
+/** Output shape of maxPool3x3 (stride 2, padding 1) for an input [C, N, H, W]. */
+export function maxPool3x3OutputShape(shape: Shape4): Shape4 {
+  const [C, N, H, W] = shape;
+  return [C, N, Math.floor((H - 1) / 2) + 1, Math.floor((W - 1) / 2) + 1];
+}
+
+/** Flat index inside one [H, W] plane of the first maximum of window (ho, wo). */
+function windowArgmax(x: ArrayLike<number>, base: number, H: number, W: number, ho: number, wo: number): number {
+  const r0 = Math.max(2 * ho - 1, 0), r1 = Math.min(2 * ho + 2, H);
+  const c0 = Math.max(2 * wo - 1, 0), c1 = Math.min(2 * wo + 2, W);
+  let best = r0 * W + c0;
+  for (let r = r0; r < r1; r++) {
+    for (let c = c0; c < c1; c++) if (x[base + r * W + c] > x[base + best]) best = r * W + c;
+  }
+  return best;
+}
+
+export function maxPool3x3Reference(x: ArrayLike<number>, shape: Shape4): Float64Array {
+  const [C, N, H, W] = shape;
+  const [, , Ho, Wo] = maxPool3x3OutputShape(shape);
+  const y = new Float64Array(C * N * Ho * Wo);
+  for (let p = 0; p < C * N; p++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let wo = 0; wo < Wo; wo++) y[(p * Ho + ho) * Wo + wo] = x[p * H * W + windowArgmax(x, p * H * W, H, W, ho, wo)];
+    }
+  }
+  return y;
+}
+
+/** dx for input x of `shape`: each window's dy goes to its first maximum. */
+export function maxPool3x3BackwardReference(x: ArrayLike<number>, dy: ArrayLike<number>, shape: Shape4): Float64Array {
+  const [C, N, H, W] = shape;
+  const [, , Ho, Wo] = maxPool3x3OutputShape(shape);
+  const dx = new Float64Array(C * N * H * W);
+  for (let p = 0; p < C * N; p++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let wo = 0; wo < Wo; wo++) dx[p * H * W + windowArgmax(x, p * H * W, H, W, ho, wo)] += dy[(p * Ho + ho) * Wo + wo];
+    }
+  }
+  return dx;
+}
+
+const MAIN = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
+
+// Shared by both programs: the first maximum of window (ho, wo) of the plane starting at `base`,
+// as (row, column). Every window holds its centre (2ho, 2wo), so it is never empty.
+const argmaxFn = /* wgsl */ `
+fn windowArgmax(base: u32, ho: u32, wo: u32) -> vec2<u32> {
+  let r0 = select(2u * ho - 1u, 0u, ho == 0u);
+  let r1 = min(2u * ho + 2u, u.h);
+  let c0 = select(2u * wo - 1u, 0u, wo == 0u);
+  let c1 = min(2u * wo + 2u, u.w);
+  var best = x[base + r0 * u.w + c0];
+  var at = vec2<u32>(r0, c0);
+  for (var r = r0; r < r1; r++) {
+    for (var c = c0; c < c1; c++) {
+      let v = x[base + r * u.w + c];
+      if (v > best) { best = v; at = vec2<u32>(r, c); }
+    }
+  }
+  return at;
+}`;
+
+const forwardBody = /* wgsl */ `${argmaxFn}
+${MAIN} {
+  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+  if (i >= u.count) { return; }
+  let wo = i % u.wo;
+  let t = i / u.wo;
+  let ho = t % u.ho;
+  let base = u.xOffset + (t / u.ho) * u.h * u.w;
+  let at = windowArgmax(base, ho, wo);
+  y[u.yOffset + i] = x[base + at.x * u.w + at.y];
+}`;
+
+// One invocation per input element (h, w); it lies in windows ho ∈ [⌊h/2⌋, min(⌊(h+1)/2⌋, Ho−1)]
+// (likewise wo): at most 2×2 windows, summed in row-major window order like tfjs.
+const backwardBody = /* wgsl */ `${argmaxFn}
+${MAIN} {
+  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+  if (i >= u.count) { return; }
+  let w = i % u.w;
+  let t = i / u.w;
+  let h = t % u.h;
+  let plane = t / u.h;
+  let base = u.xOffset + plane * u.h * u.w;
+  var g = 0.0;
+  for (var ho = h / 2u; ho <= min((h + 1u) / 2u, u.ho - 1u); ho++) {
+    for (var wo = w / 2u; wo <= min((w + 1u) / 2u, u.wo - 1u); wo++) {
+      let at = windowArgmax(base, ho, wo);
+      if (at.x == h && at.y == w) { g += dy[u.dyOffset + (plane * u.ho + ho) * u.wo + wo]; }
+    }
+  }
+  if (ACCUMULATE) { g += dx[u.dxOffset + i]; }
+  dx[u.dxOffset + i] = g;
+}`;
+
+function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
+  const dims = activationDims(op, name, ref);
+  if (dims[2] < 1 || dims[3] < 1) throw new ShapeError(`${op}: "${name}" ${fmt(dims)} has an empty image`);
+  return dims;
+}
+
+export async function maxPool3x3Forward(gpu: Gpu, t: { x: TensorRef; y: TensorRef }): Promise<Launch[]> {
+  const op = 'maxPool3x3';
+  const [C, N, H, W] = inputDims(op, 'x', t.x);
+  const [, , Ho, Wo] = maxPool3x3OutputShape([C, N, H, W]);
+  expectShape(op, 'y', t.y, [C, N, Ho, Wo]);
+  const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, y: { ref: t.y, written: true } });
+  const program = await gpu.compile({
+    name: 'maxPool3x3.forward', key: b.key, workgroupSize: [WG], body: b.wgsl(forwardBody), bindings: b.bindings,
+    uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'y'])],
+  });
+  const count = C * N * Ho * Wo;
+  return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
+}
+
+export async function maxPool3x3Backward(gpu: Gpu, t: { x: TensorRef; dy: TensorRef; dx: TensorRef; accumulate?: boolean }): Promise<Launch[]> {
+  const op = 'maxPool3x3.backward';
+  const [C, N, H, W] = inputDims(op, 'x', t.x);
+  const [, , Ho, Wo] = maxPool3x3OutputShape([C, N, H, W]);
+  expectShape(op, 'dy', t.dy, [C, N, Ho, Wo]);
+  expectShape(op, 'dx', t.dx, [C, N, H, W]);
+  const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, dy: { ref: t.dy }, dx: { ref: t.dx, written: true } });
+  const accumulate = t.accumulate ?? false;
+  const program = await gpu.compile({
+    name: 'maxPool3x3.backward', key: `acc=${accumulate};${b.key}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};\n${b.wgsl(backwardBody)}`, bindings: b.bindings,
+    uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'dy', 'dx'])],
+  });
+  const count = C * N * H * W;
+  return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
+}
