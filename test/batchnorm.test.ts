@@ -243,6 +243,68 @@ test('running statistics after one update equal the reference (unbiased variance
   for (const b of [xBuf, mean.buf, variance.buf, runningMean.buf, runningVariance.buf]) gpu.arena.free(b);
 });
 
+test('every kernel works on tensors packed into shared buffers at aligned offsets', async () => {
+  // The memory planner packs tensors into one buffer per category; every binding is writable and
+  // ranged, so one dispatch may read and write disjoint 256-byte-aligned ranges of one buffer.
+  const gpu = await testGpu();
+  const shape = [13, 3, 7, 7];
+  const [C] = shape;
+  const size = 13 * 147;
+  const slot = 64; // 256 bytes
+  const aligned = Math.ceil(size / slot) * slot;
+  const x = blockData({ C: 13, N: 3, H: 7, W: 7 }, 80).x;
+  const dy = randomArray(size, 81);
+  const gamma = randomArray(C, 82, 1.5);
+  const beta = randomArray(C, 83, 0.5);
+  const runningMean0 = randomArray(C, 84);
+  const runningVariance0 = positives(C, 85, 0.5, 2);
+  const activations = gpu.upload('activations', 'activations', new Float32Array(2 * aligned));
+  gpu.write(activations, x);
+  const gradients = gpu.upload('gradients', 'gradients', new Float32Array(2 * aligned));
+  gpu.write(gradients, dy);
+  const names = ['mean', 'variance', 'gamma', 'beta', 'dgamma', 'dbeta', 'runningMean', 'runningVariance', 'scale', 'shift'] as const;
+  const params = gpu.zeros('params', 'parameters', names.length * slot);
+  const p = Object.fromEntries(names.map((n, i) => [n, tensor(params, [C], i * slot)])) as Record<typeof names[number], TensorRef>;
+  gpu.write(params, gamma, p.gamma.offset);
+  gpu.write(params, beta, p.beta.offset);
+  gpu.write(params, runningMean0, p.runningMean.offset);
+  gpu.write(params, runningVariance0, p.runningVariance.offset);
+  const xRef = tensor(activations, shape, 0);
+  const yRef = tensor(activations, shape, aligned);
+  const dyRef = tensor(gradients, shape, 0);
+  const dxRef = tensor(gradients, shape, aligned);
+  const momentum = 0.1;
+  await runAndDestroy(gpu, [
+    ...await batchNormStatistics(gpu, { x: xRef, mean: p.mean, variance: p.variance }),
+    ...await batchNormUpdateRunning(gpu, { mean: p.mean, variance: p.variance, runningMean: p.runningMean, runningVariance: p.runningVariance, momentum, count: 147 }),
+    ...await batchNormAffine(gpu, { mean: p.mean, variance: p.variance, gamma: p.gamma, beta: p.beta, scale: p.scale, shift: p.shift, eps: EPS }),
+    ...await batchNormForward(gpu, { x: xRef, mean: p.mean, variance: p.variance, gamma: p.gamma, beta: p.beta, y: yRef, eps: EPS, relu: true }),
+    ...await batchNormBackward(gpu, {
+      x: xRef, dy: dyRef, mean: p.mean, variance: p.variance, gamma: p.gamma, beta: p.beta, eps: EPS, relu: true,
+      dx: dxRef, dgamma: p.dgamma, dbeta: p.dbeta,
+    }),
+  ]);
+  const all = await gpu.read(params);
+  const got = (n: typeof names[number]) => all.slice(p[n].offset, p[n].offset + C);
+  const stats = batchNormStatisticsReference(x, shape);
+  assertClose(got('mean'), stats.mean, statsTol, 'packed mean');
+  assertClose(got('variance'), stats.variance, statsTol, 'packed variance');
+  // Downstream kernels are checked against references fed the GPU's float32 statistics.
+  const inputs = { x, shape, mean: got('mean'), variance: got('variance'), gamma, beta, eps: EPS, relu: true };
+  const running = batchNormUpdateRunningReference({ mean: got('mean'), variance: got('variance'), runningMean: runningMean0, runningVariance: runningVariance0, momentum, count: 147 });
+  assertClose(got('runningMean'), running.runningMean, statsTol, 'packed running mean');
+  assertClose(got('runningVariance'), running.runningVariance, statsTol, 'packed running variance');
+  const affine = batchNormAffineReference(inputs);
+  assertClose(got('scale'), affine.scale, forwardTol, 'packed scale');
+  assertClose(got('shift'), affine.shift, { atol: 1e-5, rtol: 1e-4 }, 'packed shift'); // beta − mean·scale cancels for the large-mean channel
+  assertClose((await gpu.read(activations)).subarray(aligned, aligned + size), batchNormForwardReference(inputs), forwardTol, 'packed y');
+  const back = batchNormBackwardReference({ ...inputs, dy });
+  assertClose((await gpu.read(gradients)).subarray(aligned, aligned + size), back.dx, dxTol, 'packed dx');
+  assertClose(got('dgamma'), back.dgamma, sumTol, 'packed dgamma');
+  assertClose(got('dbeta'), back.dbeta, sumTol, 'packed dbeta');
+  for (const b of [activations, gradients, params]) gpu.arena.free(b);
+});
+
 /** [C, N, H, W] → NHWC for tfjs, and back. */
 function toNHWC(a: ArrayLike<number>, [C, N, H, W]: number[]): tf.Tensor4D {
   return tf.tidy(() => tf.transpose(tf.tensor4d(Float32Array.from(a), [C, N, H, W]), [1, 2, 3, 0]) as tf.Tensor4D);
@@ -332,13 +394,13 @@ test('the reference backward matches finite differences (relu on and off)', () =
   }
 });
 
-test('mismatched shapes and aliased outputs are refused by name before anything is recorded', async () => {
+test('mismatched shapes and overlapping bindings are refused by name before anything is recorded', async () => {
   const gpu = await testGpu();
   const [C, N, H, W] = [13, 2, 3, 3];
   const xBuf = gpu.zeros('x', 'activations', C * N * H * W);
   const x = tensor(xBuf, [C, N, H, W]);
-  const v13 = gpu.zeros('v13', 'parameters', 13 * 8);
-  const vec = (i: number, n = 13) => tensor(v13, [n], i * 13);
+  const v13 = gpu.zeros('v13', 'parameters', 64 * 8);
+  const vec = (i: number, n = 13) => tensor(v13, [n], i * 64); // 256-byte slots: bindable together
   const liveBefore = gpu.arena.liveBytes;
   const pipelinesBefore = gpu.pipelines.pipelinesCreated;
   const refuses = async (p: Promise<unknown>, message: string | RegExp) => p.then(
@@ -349,10 +411,11 @@ test('mismatched shapes and aliased outputs are refused by name before anything 
   const liveWithY = gpu.arena.liveBytes;
   await refuses(batchNormForward(gpu, { ...fwd, gamma: vec(2, 12) }), 'batchNorm.forward: "gamma" has shape [12] but x has 13 channels; expected [13]');
   await refuses(batchNormForward(gpu, { ...fwd, y: tensor(xBuf, [C, N, H, 2]) }), 'batchNorm.forward: "y" has shape [13, 2, 3, 2], expected [13, 2, 3, 3]');
-  await refuses(batchNormForward(gpu, { ...fwd, y: x }), 'batchNorm.forward: output "y" and input "x" are in the same buffer "x"');
+  await refuses(batchNormForward(gpu, { ...fwd, y: x }), 'batchNorm.forward: "x" and "y" are bound to overlapping byte ranges [0, 936) and [0, 936) of buffer "x"');
   await refuses(batchNormForward(gpu, { ...fwd, workgroupSize: 48 }), 'workgroupSize 48 must be a power of two');
   await refuses(batchNormStatistics(gpu, { x, mean: vec(0), variance: vec(1, 12) }), 'batchNorm.statistics: "variance" has shape [12] but x has 13 channels');
-  await refuses(batchNormStatistics(gpu, { x, mean: vec(0), variance: vec(1) }), 'batchNorm.statistics: outputs "mean" and "variance" are in the same buffer "v13"');
+  await refuses(batchNormStatistics(gpu, { x, mean: vec(0), variance: tensor(v13, [13], 13) }),
+    'batchNorm.statistics: "mean" and "variance" are bound to overlapping byte ranges [0, 52) and [0, 104) of buffer "v13"');
   await refuses(batchNormStatistics(gpu, { x: tensor(xBuf, [C, N * H * W]), mean: vec(0), variance: vec(1) }), 'batchNorm.statistics: "x" has shape [13, 18], expected [C, N, H, W]');
   const back = { x, dy: x, mean: vec(0), variance: vec(1), gamma: vec(2), beta: vec(3), eps: EPS, dx: fwd.y, dgamma: vec(4), dbeta: vec(5) };
   await refuses(batchNormBackward(gpu, { ...back, dbeta: vec(5, 14) }), 'batchNorm.backward: "dbeta" has shape [14] but x has 13 channels');

@@ -5,9 +5,9 @@
 // WGSL lives in batchnorm_wgsl.ts, the float64 references in batchnorm_reference.ts.
 
 import type { Gpu } from '../gpu/device.js';
-import type { Launch } from '../gpu/program.js';
+import type { BufferLike, Launch } from '../gpu/program.js';
 import { affineBody, backwardDataBody, backwardReduceBody, ELEMENTWISE_ITEMS, forwardBody, statisticsBody, updateRunningBody } from './batchnorm_wgsl.js';
-import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type BoundTensor, type TensorRef } from './tensor.js';
+import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 
 export {
   batchNormAffineReference, batchNormBackwardReference, batchNormForwardReference, batchNormStatisticsReference,
@@ -52,36 +52,35 @@ function checkEps(op: string, eps: number): void {
   if (!Number.isFinite(eps) || eps < 0) throw new RangeError(`${op}: eps must be a finite number >= 0, got ${eps}`);
 }
 
-/**
- * WebGPU refuses a dispatch that binds one buffer both writable and read-only, or writable twice
- * over overlapping ranges (tensors in small buffers are bound whole). Say so by operand name
- * rather than let the submit fail.
- */
-function checkNoAliasing(op: string, written: Record<string, TensorRef>, read: Record<string, TensorRef>): void {
-  const writtenEntries = Object.entries(written);
-  for (const [i, [wName, w]] of writtenEntries.entries()) {
-    for (const [rName, r] of Object.entries(read)) {
-      if (w.buffer.buffer === r.buffer.buffer) {
-        throw new ShapeError(`${op}: output "${wName}" and input "${rName}" are in the same buffer "${w.buffer.label}"; ` +
-          'one kernel cannot read and write one buffer: put the output in another buffer');
-      }
-    }
-    for (const [oName, o] of writtenEntries.slice(i + 1)) {
-      if (w.buffer.buffer === o.buffer.buffer) {
-        throw new ShapeError(`${op}: outputs "${wName}" and "${oName}" are in the same buffer "${w.buffer.label}"; ` +
-          'one kernel cannot bind one buffer writable twice: put them in separate buffers');
-      }
-    }
-  }
+interface Bound {
+  buffers: Record<string, BufferLike>;
+  /** `<name>Offset` uniforms: each tensor's element offset inside its bound range. */
+  offsets: Record<string, number>;
 }
 
-function bindAll(gpu: Gpu, op: string, refs: Record<string, TensorRef>): { buffers: Record<string, BoundTensor['binding']>; offsets: Record<string, number> } {
-  const buffers: Record<string, BoundTensor['binding']> = {};
+/**
+ * Binds one dispatch's tensors (each as the aligned range holding it, see bindTensor) and refuses
+ * two of them in overlapping ranges of one buffer: every storage binding is writable (preludeFor),
+ * and WebGPU rejects overlapping writable bindings in a dispatch. Naming the operands here beats
+ * a failed submit; packed tensors must sit minStorageBufferOffsetAlignment bytes apart.
+ */
+function bindDispatch(gpu: Gpu, op: string, refs: Record<string, TensorRef>): Bound {
+  const buffers: Record<string, BufferLike> = {};
   const offsets: Record<string, number> = {};
+  const ranges: { name: string; ref: TensorRef; start: number; end: number }[] = [];
   for (const [name, ref] of Object.entries(refs)) {
     const bound = bindTensor(gpu.limits, op, name, ref);
     buffers[name] = bound.binding;
     offsets[`${name}Offset`] = bound.offset;
+    const b = bound.binding as { offset: number; size: number };
+    const range = { name, ref, start: b.offset, end: b.offset + b.size };
+    const clash = ranges.find((r) => r.ref.buffer.buffer === ref.buffer.buffer && r.start < range.end && range.start < r.end);
+    if (clash) {
+      throw new ShapeError(`${op}: "${clash.name}" and "${name}" are bound to overlapping byte ranges [${clash.start}, ${clash.end}) and ` +
+        `[${range.start}, ${range.end}) of buffer "${ref.buffer.label}"; one dispatch cannot bind them both: put them in separate buffers ` +
+        `or ${gpu.limits.minStorageBufferOffsetAlignment}-byte-aligned ranges that do not overlap`);
+    }
+    ranges.push(range);
   }
   return { buffers, offsets };
 }
@@ -101,9 +100,8 @@ export async function batchNormStatistics(gpu: Gpu, t: { x: TensorRef; mean: Ten
   perChannel(op, 'mean', t.mean, C, 'x');
   perChannel(op, 'variance', t.variance, C, 'x');
   if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
-  checkNoAliasing(op, { mean: t.mean, variance: t.variance }, { x: t.x });
   const wg = workgroupSize(gpu, op, t.workgroupSize);
-  const { buffers, offsets } = bindAll(gpu, op, { x: t.x, mean: t.mean, variance: t.variance });
+  const { buffers, offsets } = bindDispatch(gpu, op, { x: t.x, mean: t.mean, variance: t.variance });
   const program = await gpu.compile({
     name: op, key: `wg=${wg}`, workgroupSize: [wg], body: statisticsBody,
     bindings: bindings({ x: 'read', mean: 'read_write', variance: 'read_write' }),
@@ -128,9 +126,8 @@ export async function batchNormUpdateRunning(gpu: Gpu, t: { mean: TensorRef; var
     throw new RangeError(`${op}: count (N·H·W) must be a whole number >= 2 for the unbiased variance, got ${t.count}`);
   }
   if (!(t.momentum >= 0 && t.momentum <= 1)) throw new RangeError(`${op}: momentum must be in [0, 1], got ${t.momentum}`);
-  checkNoAliasing(op, { runningMean: t.runningMean, runningVariance: t.runningVariance }, { mean: t.mean, variance: t.variance });
   const refs = { mean: t.mean, variance: t.variance, runningMean: t.runningMean, runningVariance: t.runningVariance };
-  const { buffers, offsets } = bindAll(gpu, op, refs);
+  const { buffers, offsets } = bindDispatch(gpu, op, refs);
   const program = await gpu.compile({
     name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: updateRunningBody,
     bindings: bindings({ mean: 'read', variance: 'read', runningMean: 'read_write', runningVariance: 'read_write' }),
@@ -149,10 +146,9 @@ export async function batchNormForward(gpu: Gpu, t: { x: TensorRef; mean: Tensor
   expectShape(op, 'y', t.y, t.x.shape);
   checkEps(op, t.eps);
   const inputs = { x: t.x, mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
-  checkNoAliasing(op, { y: t.y }, inputs);
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   const relu = t.relu ?? false;
-  const { buffers, offsets } = bindAll(gpu, op, { ...inputs, y: t.y });
+  const { buffers, offsets } = bindDispatch(gpu, op, { ...inputs, y: t.y });
   const program = await gpu.compile({
     name: op, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg],
     body: `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\n${forwardBody}`,
@@ -172,8 +168,7 @@ export async function batchNormAffine(gpu: Gpu, t: { mean: TensorRef; variance: 
   for (const name of ['mean', 'variance', 'beta', 'scale', 'shift'] as const) perChannel(op, name, t[name], C, 'gamma');
   checkEps(op, t.eps);
   const inputs = { mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
-  checkNoAliasing(op, { scale: t.scale, shift: t.shift }, inputs);
-  const { buffers, offsets } = bindAll(gpu, op, { ...inputs, scale: t.scale, shift: t.shift });
+  const { buffers, offsets } = bindDispatch(gpu, op, { ...inputs, scale: t.scale, shift: t.shift });
   const program = await gpu.compile({
     name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: affineBody,
     bindings: bindings({ mean: 'read', variance: 'read', gamma: 'read', beta: 'read', scale: 'read_write', shift: 'read_write' }),
@@ -200,16 +195,14 @@ export async function batchNormBackward(gpu: Gpu, t: {
   if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
   checkEps(op, t.eps);
   const inputs = { x: t.x, dy: t.dy, mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
-  checkNoAliasing(op, { dgamma: t.dgamma, dbeta: t.dbeta }, inputs);
-  checkNoAliasing(op, { dx: t.dx }, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   const relu = t.relu ?? false;
   const accumulate = t.accumulate ?? false;
   const flags = `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\nconst ACCUMULATE = ${accumulate};\n`;
   const common = ['x', 'dy', 'mean', 'variance', 'gamma', 'beta'];
   const scalars = [{ name: 'channels', type: 'u32' as const }, { name: 'count', type: 'u32' as const }, { name: 'eps', type: 'f32' as const }];
-  const reduceBound = bindAll(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
-  const dataBound = bindAll(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx });
+  const reduceBound = bindDispatch(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
+  const dataBound = bindDispatch(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx });
   const [reduceProgram, dataProgram] = await Promise.all([
     gpu.compile({
       name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: flags + backwardReduceBody,
