@@ -174,6 +174,15 @@ test('rate 0 is the identity', async () => {
   gpu.arena.free(y);
 });
 
+test('an empty tensor, even at the end of its buffer, gives no launches', async () => {
+  const gpu = await testGpu();
+  const buf = gpu.zeros('buf', 'activations', 64);
+  const empty = tensor(buf, [0, 2, 3, 3], 64);
+  assert.is((await dropoutForward(gpu, { x: empty, y: tensor(buf, [0, 2, 3, 3], 0), rate: 0.5, seed: 1 })).length, 0);
+  assert.is((await dropoutBackward(gpu, { dy: empty, dx: empty, rate: 0.5, seed: 1 })).length, 0);
+  gpu.arena.free(buf);
+});
+
 test('bad rates, seeds and aliasing are refused with clear errors', async () => {
   const gpu = await testGpu();
   const buf = gpu.zeros('buf', 'activations', 64);

@@ -138,6 +138,8 @@ test('bad hyperparameters are refused with errors naming the optimizer and the v
   await gpu.run(plain);
   assertClose(await gpu.read(buf, 128, 16), stale, { atol: 0, rtol: 0 }, 'velocity untouched without momentum');
   plain.forEach((l) => l.destroy());
+  const empty = tensor(buf, [0], 256);
+  assert.is((await sgdUpdate(gpu, { ...base, params: empty, grads: empty, velocity: empty })).length, 0, 'an empty range gives no launches');
   gpu.arena.free(buf);
 });
 

@@ -7,7 +7,8 @@
 //   for (const l of launches) l.setUniforms(queue, { seed });
 // before submitting a step (forward and backward of one step must see the same seed). Give each
 // dropout site its own seed (e.g. deriveSeed(stepSeed, site)); two sites with one seed draw one mask.
-// A tensor larger than one storage binding is split over several launches, hence the arrays.
+// A tensor larger than one storage binding is split over several launches, hence the arrays (an
+// empty tensor gives none).
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';

@@ -5,7 +5,8 @@
 // m and v must start at zero. TensorFlow.js's tf.train.adam computes the same update without
 // weight decay (test/optimizer_adam.test.ts checks that).
 //
-// Uniforms the caller rewrites between steps, on every returned launch:
+// Uniforms the caller rewrites between steps, on every returned launch (one per binding-sized chunk
+// of the range, none for an empty range):
 //   launch.setUniforms(queue, { lr, step })   lr: learning rate (f32, ≥ 0); step: t, 1-based (u32, ≥ 1)
 // The bias corrections 1 − βᵗ are computed in the kernel from `step` as −expm1(t·ln β) (series for
 // small |t·ln β|), because 1 − pow(β₂, t) in f32 loses most digits at β₂ = 0.999 and small t.

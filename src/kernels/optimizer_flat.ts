@@ -53,7 +53,9 @@ export function expectDisjoint(op: string, refs: Record<string, TensorRef>): voi
 /**
  * Splits `count` elements of every operand into chunks whose bindings each fit one storage
  * binding (`chunkElements` overrides the size, for tests), and refuses operands whose aligned
- * bindings would overlap. Always returns at least one chunk.
+ * bindings would overlap. An empty range gives no chunks (so the op returns no launches): there
+ * is nothing to bind, and tensor.ts's bindTensor would give an empty tensor at a buffer's end a
+ * zero-sized binding, which WebGPU refuses.
  */
 export function flatChunks(limits: GPUSupportedLimits, op: string, refs: Record<string, TensorRef>, count: number,
   chunkElements?: number): FlatChunk[] {
@@ -63,7 +65,7 @@ export function flatChunks(limits: GPUSupportedLimits, op: string, refs: Record<
     throw new RangeError(`${op}: chunkElements must be an integer in [1, ${fit}], got ${chunkElements}`);
   }
   const chunks: FlatChunk[] = [];
-  for (let start = 0; start === 0 || start < count; start += per) {
+  for (let start = 0; start < count; start += per) {
     const n = Math.min(per, count - start);
     const bound: Record<string, BoundTensor> = {};
     for (const [name, ref] of Object.entries(refs)) {

@@ -6,7 +6,8 @@
 // TensorFlow.js's tf.train.momentum(lr, m, useNesterov) computes the same update (it has no weight
 // decay); test/optimizer_sgd.test.ts checks that.
 //
-// Uniforms the caller may rewrite between steps, on every returned launch:
+// Uniforms the caller may rewrite between steps, on every returned launch (one per binding-sized
+// chunk of the range, none for an empty range):
 //   launch.setUniforms(queue, { lr })    learning rate from a schedule (f32, keep it ≥ 0)
 // `momentum` and `weightDecay` are uniforms too, but the kernel variant (velocity bound or not,
 // Nesterov or not) is fixed when the launch is created.
