@@ -80,9 +80,11 @@ export function flatChunks(limits: GPUSupportedLimits, op: string, refs: Record<
 function expectBindingsDisjoint(limits: GPUSupportedLimits, op: string, refs: Record<string, TensorRef>, bound: Record<string, BoundTensor>): void {
   const names = Object.keys(bound);
   const align = limits.minStorageBufferOffsetAlignment;
-  const range = (b: BoundTensor): [GPUBuffer | undefined, number, number] => {
-    const r = b.binding as { buffer: GPUBuffer; offset: number; size: number };
-    return [r.buffer, r.offset, r.offset + r.size];
+  const range = (b: BoundTensor): [GPUBuffer, number, number] => {
+    const r = b.binding;
+    if ('category' in r) return [r.buffer, 0, r.bytes]; // a whole arena buffer
+    if ('offset' in r) return [r.buffer, r.offset, r.offset + r.size];
+    return [r, 0, r.size]; // a whole GPUBuffer
   };
   for (let i = 0; i < names.length; i++) {
     for (let j = i + 1; j < names.length; j++) {
