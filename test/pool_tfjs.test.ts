@@ -47,7 +47,7 @@ function runTfjs(s: Shape4, x: Float32Array, dy: Float32Array, out: readonly num
     const xt = toNHWC(x, s) as tf.Tensor4D;
     const y = f(xt);
     const dyt = out.length === 4 ? toNHWC(dy, out) : tf.transpose(tf.tensor2d(dy, out as [number, number]));
-    const dx = tf.grad((v: tf.Tensor4D) => f(v))(xt, dyt);
+    const dx = tf.grad((v: tf.Tensor) => f(v as tf.Tensor4D))(xt, dyt);
     const yOurs = out.length === 4 ? fromNHWC(y) : tf.transpose(y);
     return { y: yOurs.dataSync() as Float32Array, dx: fromNHWC(dx).dataSync() as Float32Array };
   });
