@@ -198,19 +198,21 @@ export async function batchNormBackward(gpu: Gpu, t: {
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   const relu = t.relu ?? false;
   const accumulate = t.accumulate ?? false;
-  const flags = `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\nconst ACCUMULATE = ${accumulate};\n`;
+  // Each program's cache key names every constant its WGSL text carries.
+  const reduceFlags = `const RELU = ${relu};\n`;
+  const dataFlags = `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\nconst ACCUMULATE = ${accumulate};\n`;
   const common = ['x', 'dy', 'mean', 'variance', 'gamma', 'beta'];
   const scalars = [{ name: 'channels', type: 'u32' as const }, { name: 'count', type: 'u32' as const }, { name: 'eps', type: 'f32' as const }];
   const reduceBound = bindDispatch(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
   const dataBound = bindDispatch(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx });
   const [reduceProgram, dataProgram] = await Promise.all([
     gpu.compile({
-      name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: flags + backwardReduceBody,
+      name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: reduceFlags + backwardReduceBody,
       bindings: bindings({ x: 'read', dy: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', dgamma: 'read_write', dbeta: 'read_write' }),
       uniforms: [...scalars, ...offsetUniforms([...common, 'dgamma', 'dbeta'])],
     }),
     gpu.compile({
-      name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: flags + backwardDataBody,
+      name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: dataFlags + backwardDataBody,
       bindings: bindings({ x: 'read', dy: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', dgamma: 'read', dbeta: 'read', dx: 'read_write' }),
       uniforms: [...scalars, { name: 'chunks', type: 'u32' }, ...offsetUniforms([...common, 'dgamma', 'dbeta', 'dx'])],
     }),
