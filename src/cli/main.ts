@@ -14,11 +14,21 @@ const commands: Record<string, Command> = {
     flags: ADAPTER_FLAGS,
     run: (flags) => runInfo(adapterOptions(flags as never)),
   },
+  summary: {
+    summary: 'layer table, parameters, multiply-adds and planned memory per strategy of a preset',
+    flags: [
+      { name: 'model', type: 'string', help: 'preset name, e.g. densenet-bc-100-12, densenet121, digits-small' },
+      { name: 'batch', type: 'number', help: 'batch size for shapes and memory', default: 64 },
+      { name: 'memory', type: 'string', help: 'one strategy only: naive, shared, recompute or fused' },
+    ],
+    run: async (flags) => { const { runSummary } = await import('./summary.js'); runSummary(flags); },
+  },
   'bench ops': {
     summary: 'time conv/batch norm/pool kernels against tfjs-webgpu on the same adapter',
     flags: [...ADAPTER_FLAGS,
       { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
-      { name: 'reps', type: 'number', help: 'timed repetitions per measurement', default: 5 }],
+      { name: 'reps', type: 'number', help: 'timed repetitions per measurement', default: 5 },
+      { name: 'ops', type: 'string', help: 'comma-separated subset: conv3x3,conv1x1,batchnorm,avgpool' }],
     run: async (flags) => {
       const { runOpsBenchmarkCli } = await import('./bench_ops.js');
       await runOpsBenchmarkCli(flags);

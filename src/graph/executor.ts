@@ -1,0 +1,99 @@
+// Runs a planned graph: allocates one arena buffer per memory category (sized by the plan), builds
+// every op's launches up front (all pipelines compile before the first step), and records a step
+// as one compute pass in one command buffer. Per step only inputs and a few uniforms are written:
+// no allocation and no pipeline creation after construction.
+
+import type { ArenaBuffer, MemoryCategory } from '../gpu/arena.js';
+import type { Gpu } from '../gpu/device.js';
+import type { Launch } from '../gpu/program.js';
+import type { TensorRef } from '../kernels/tensor.js';
+import { Graph, GraphError, type StepContext, type Value } from './graph.js';
+import { planMemory, type MemoryPlan } from './planner.js';
+
+export class Executable {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly graph: Graph,
+    readonly plan: MemoryPlan,
+    private readonly pools: Map<MemoryCategory, ArenaBuffer>,
+    private readonly opLaunches: Launch[][],
+  ) {}
+
+  static async create(gpu: Gpu, graph: Graph, label = 'graph'): Promise<Executable> {
+    const plan = planMemory(graph);
+    const pools = new Map<MemoryCategory, ArenaBuffer>();
+    const opLaunches: Launch[][] = [];
+    try {
+      for (const [category, bytes] of Object.entries(plan.poolBytes) as [MemoryCategory, number][]) {
+        if (bytes > 0) pools.set(category, gpu.arena.allocate(`${label}.${category}`, category, bytes));
+      }
+      const ref = (v: Value): TensorRef => refFor(plan, pools, v);
+      // Compile everything concurrently; the pipeline cache shares identical programs.
+      const built = await Promise.allSettled(graph.ops.map((op) => op.build({ gpu, ref })));
+      for (const r of built) if (r.status === 'fulfilled') opLaunches.push(r.value);
+      const failed = built.findIndex((r) => r.status === 'rejected');
+      if (failed >= 0) {
+        const reason = (built[failed] as PromiseRejectedResult).reason as Error;
+        throw new GraphError(`graph: op "${graph.ops[failed].name}" could not be built: ${reason.message}`);
+      }
+      return new Executable(gpu, graph, plan, pools, opLaunches);
+    } catch (e) {
+      for (const launches of opLaunches) launches.forEach((l) => l.destroy());
+      for (const p of pools.values()) gpu.arena.free(p);
+      throw e;
+    }
+  }
+
+  ref(v: Value): TensorRef { return refFor(this.plan, this.pools, v); }
+
+  write(v: Value, data: Float32Array | Uint32Array): void {
+    const r = this.ref(v);
+    if (data.length !== r.shape.reduce((a, b) => a * b, 1)) {
+      throw new GraphError(`graph: writing ${data.length} elements into "${v.name}" of shape [${v.shape.join(', ')}]`);
+    }
+    this.gpu.write(r.buffer, data, r.offset);
+  }
+
+  async read(v: Value): Promise<Float32Array> {
+    const r = this.ref(v);
+    return this.gpu.read(r.buffer, r.offset, r.shape.reduce((a, b) => a * b, 1));
+  }
+
+  get launchCount(): number { return this.opLaunches.reduce((a, l) => a + l.length, 0); }
+
+  /** Applies per-step uniforms, then records every launch, in op order, into one compute pass. */
+  encode(encoder: GPUCommandEncoder, step?: StepContext): void {
+    if (step) this.graph.ops.forEach((op, i) => op.onStep?.(this.opLaunches[i], step));
+    const pass = encoder.beginComputePass({ label: 'step' });
+    for (const launches of this.opLaunches) for (const l of launches) l.encode(pass);
+    pass.end();
+  }
+
+  /** One step: one command buffer, submitted and awaited; a validation error names the failure. */
+  async run(step?: StepContext): Promise<void> {
+    const device = this.gpu.device;
+    device.pushErrorScope('validation');
+    const encoder = device.createCommandEncoder();
+    this.encode(encoder, step);
+    device.queue.submit([encoder.finish()]);
+    const error = await device.popErrorScope();
+    if (error) throw new GraphError(`graph: step failed validation: ${error.message}`);
+    await device.queue.onSubmittedWorkDone();
+  }
+
+  destroy(): void {
+    for (const launches of this.opLaunches) launches.forEach((l) => l.destroy());
+    this.opLaunches.length = 0;
+    for (const p of this.pools.values()) this.gpu.arena.free(p);
+    this.pools.clear();
+  }
+}
+
+function refFor(plan: MemoryPlan, pools: Map<MemoryCategory, ArenaBuffer>, v: Value): TensorRef {
+  const external = v.storage.external;
+  if (external) return { buffer: external.buffer, offset: external.offset + v.offset, shape: v.shape };
+  const offset = plan.offsets.get(v.storage);
+  const buffer = pools.get(v.storage.category);
+  if (offset === undefined || !buffer) throw new GraphError(`graph: "${v.name}" has no planned storage (is it used by any op?)`);
+  return { buffer, offset: offset / 4 + v.offset, shape: v.shape };
+}

@@ -1,0 +1,143 @@
+// Convolution ops: plain, and with batch norm → ReLU applied to the input. Under the `fused`
+// strategy the BN→ReLU is applied while the conv loads its input and never stored; under
+// `recompute` it is written to one buffer shared by all layers and recomputed in backward.
+
+import { batchNormAffine, batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type InputAffineRelu } from '../../kernels/conv2d.js';
+import type { GradientBuilder } from '../autograd.js';
+import type { BuildContext, Graph, Value } from '../graph.js';
+
+export interface ConvGeometry { stride: number; padding: number }
+
+/** Batch-norm operands: `mean`/`variance` are batch statistics in training, running statistics in inference. */
+export interface BatchNormOperands { mean: Value; variance: Value; gamma: Value; beta: Value; eps: number }
+
+/** Emits the filter gradient; returns the output gradient for the caller's input-gradient ops. */
+function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value; w: Value; y: Value; transform?: TransformValues } & ConvGeometry): Value {
+  const { stride, padding } = t;
+  const dy = gb.grad(t.y)!;
+  const dw = gb.contribute(t.w);
+  if (dw) {
+    g.add({
+      name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad],
+      build: (c) => conv2dBackwardFilter(c.gpu, { x: c.ref(t.x), dy: c.ref(dy), dw: c.ref(dw.grad), inputTransform: transformRefs(c, t.transform), stride, padding }),
+    });
+  }
+  return dy;
+}
+
+interface TransformValues { scale: Value; shift: Value }
+const transformReads = (t?: TransformValues) => (t ? [t.scale, t.shift] : []);
+function transformRefs(c: BuildContext, t?: TransformValues): InputAffineRelu | undefined {
+  return t ? { scale: c.ref(t.scale), shift: c.ref(t.shift) } : undefined;
+}
+
+/** y = relu(bn(x)), stored. Backward recomputes the ReLU mask from x. */
+export function bnRelu(g: Graph, name: string, t: { x: Value; y: Value } & BatchNormOperands): void {
+  g.add({
+    name, reads: [t.x, t.mean, t.variance, t.gamma, t.beta], writes: [t.y],
+    build: (c) => batchNormForward(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.y), relu: true }),
+    backward: (gb) => bnReluBackward(g, gb, name, t, gb.grad(t.y)!),
+  });
+}
+
+function bnRefs(c: BuildContext, t: BatchNormOperands) {
+  return { mean: c.ref(t.mean), variance: c.ref(t.variance), gamma: c.ref(t.gamma), beta: c.ref(t.beta), eps: t.eps };
+}
+
+/** dx, dγ, dβ of relu(bn(x)) given dy, through the batch statistics (training mode). */
+function bnReluBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value } & BatchNormOperands, dy: Value): void {
+  const dx = gb.contribute(t.x);
+  const dgamma = gb.contribute(t.gamma);
+  const dbeta = gb.contribute(t.beta);
+  if (!dgamma || !dbeta) throw new Error(`${name}: batch-norm parameters must be trainable`);
+  // With no input gradient wanted (a BN right on the images), the kernel still needs somewhere to
+  // write dx: a scratch gradient value.
+  const dxTarget = dx?.grad ?? g.tensor(`${name}.dx.unused`, t.x.shape, 'gradients');
+  g.add({
+    name: `${name}.backward`, reads: [t.x, dy, t.mean, t.variance, t.gamma, t.beta], writes: [dxTarget, dgamma.grad, dbeta.grad],
+    build: (c) => batchNormBackward(c.gpu, {
+      ...bnRefs(c, t), x: c.ref(t.x), dy: c.ref(dy), relu: true,
+      dx: c.ref(dxTarget), dgamma: c.ref(dgamma.grad), dbeta: c.ref(dbeta.grad), accumulate: dx?.accumulate ?? false,
+    }),
+  });
+}
+
+/**
+ * y = conv(relu(bn(x)), w) without storing relu(bn(x)) (`fused`): the conv applies the per-channel
+ * affine (scale, shift) while loading x. Backward recomputes it in the filter gradient and masks
+ * the input gradient in the BN backward.
+ */
+export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value; y: Value } & BatchNormOperands & ConvGeometry): void {
+  const channels = t.x.shape[0];
+  const transform = {
+    scale: g.tensor(`${name}.scale`, [channels], 'workspace'),
+    shift: g.tensor(`${name}.shift`, [channels], 'workspace'),
+  };
+  g.add({
+    name: `${name}.affine`, reads: [t.mean, t.variance, t.gamma, t.beta], writes: [transform.scale, transform.shift],
+    build: (c) => batchNormAffine(c.gpu, { ...bnRefs(c, t), scale: c.ref(transform.scale), shift: c.ref(transform.shift) }),
+  });
+  const { stride, padding } = t;
+  g.add({
+    name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y],
+    build: (c) => conv2dForward(c.gpu, { x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
+    backward: (gb) => {
+      const dy = convBackward(g, gb, name, { ...t, transform });
+      const dActivated = inputGradient(g, name, t, dy);
+      bnReluBackward(g, gb, `${name}.bn`, t, dActivated);
+    },
+  });
+}
+
+/** ∂L/∂relu(bn(x)) from the conv's output gradient, into a transient gradient buffer. */
+function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvGeometry, dy: Value): Value {
+  const { stride, padding } = t;
+  const dActivated = g.tensor(`${name}.dinput`, t.x.shape, 'gradients');
+  g.add({
+    name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated],
+    build: (c) => conv2dBackwardInput(c.gpu, { dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
+  });
+  return dActivated;
+}
+
+/**
+ * y = conv(relu(bn(x)), w) with relu(bn(x)) written to `shared`, a buffer all layers reuse
+ * (`recompute`, Pleiss et al.'s shared storage 2). Backward rewrites `shared` from x and the
+ * saved batch statistics (no statistics kernel, no running-statistics update) before using it.
+ */
+export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value; y: Value; shared: Value } & BatchNormOperands & ConvGeometry): void {
+  const { stride, padding } = t;
+  const normalize = (c: BuildContext) => batchNormForward(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.shared), relu: true });
+  const bnReads = [t.x, t.mean, t.variance, t.gamma, t.beta];
+  g.add({ name: `${name}.bn`, reads: bnReads, writes: [t.shared], build: normalize });
+  g.add({
+    name, reads: [t.shared, t.w], writes: [t.y],
+    build: (c) => conv2dForward(c.gpu, { x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    backward: (gb) => {
+      g.add({ name: `${name}.bn.recompute`, reads: bnReads, writes: [t.shared], build: normalize });
+      const dy = convBackward(g, gb, name, { ...t, x: t.shared });
+      const dActivated = inputGradient(g, name, t, dy);
+      bnReluBackward(g, gb, `${name}.bn`, t, dActivated);
+    },
+  });
+}
+
+/** A plain conv; its input gradient flows back to x where x needs one (not for the images). */
+export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value } & ConvGeometry): void {
+  const { stride, padding } = t;
+  g.add({
+    name, reads: [t.x, t.w], writes: [t.y],
+    build: (c) => conv2dForward(c.gpu, { x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    backward: (gb) => {
+      const dy = convBackward(g, gb, name, t);
+      const dx = gb.contribute(t.x);
+      if (dx) {
+        g.add({
+          name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad],
+          build: (c) => conv2dBackwardInput(c.gpu, { dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
+        });
+      }
+    },
+  });
+}

@@ -1,0 +1,128 @@
+// The remaining graph ops, each a forward launch builder beside its backward rule: batch
+// statistics (computed once per channel), running-statistics updates, pools, the classifier,
+// softmax cross-entropy, dropout and the naive strategy's concatenation copy.
+
+import { batchNormStatistics, batchNormUpdateRunning } from '../../kernels/batchnorm.js';
+import { copyTensor } from '../../kernels/copy.js';
+import { dropoutBackward, dropoutForward } from '../../kernels/dropout.js';
+import { linearBackward, linearForward } from '../../kernels/linear.js';
+import { avgPool2x2Backward, avgPool2x2Forward } from '../../kernels/pool_average.js';
+import { globalAvgPoolBackward, globalAvgPoolForward } from '../../kernels/pool_global.js';
+import { maxPool3x3Backward, maxPool3x3Forward } from '../../kernels/pool_max.js';
+import { deriveSeed } from '../../kernels/random.js';
+import { softmaxCrossEntropy } from '../../kernels/softmax_cross_entropy.js';
+import type { Launch } from '../../gpu/program.js';
+import type { GradientBuilder } from '../autograd.js';
+import type { BuildContext, Graph, StepContext, Value } from '../graph.js';
+
+/** Per-channel batch mean and biased variance of x, written once and read by every BN over those channels. */
+export function bnStatistics(g: Graph, name: string, t: { x: Value; mean: Value; variance: Value }): void {
+  g.add({ name, reads: [t.x], writes: [t.mean, t.variance],
+    build: (c) => batchNormStatistics(c.gpu, { x: c.ref(t.x), mean: c.ref(t.mean), variance: c.ref(t.variance) }) });
+}
+
+/** Running statistics of one BN layer, updated once per step in the forward pass (never in backward). */
+export function bnRunningUpdate(g: Graph, name: string, t: { mean: Value; variance: Value; runningMean: Value; runningVariance: Value; momentum: number; count: number }): void {
+  g.add({ name, reads: [t.mean, t.variance], writes: [t.runningMean, t.runningVariance],
+    build: (c) => batchNormUpdateRunning(c.gpu, {
+      mean: c.ref(t.mean), variance: c.ref(t.variance), runningMean: c.ref(t.runningMean), runningVariance: c.ref(t.runningVariance),
+      momentum: t.momentum, count: t.count,
+    }) });
+}
+
+type UnaryKernel = (c: BuildContext, x: Value, y: Value) => Promise<Launch[]>;
+type UnaryBackward = (c: BuildContext, x: Value, dy: Value, dx: Value, accumulate: boolean) => Promise<Launch[]>;
+
+/** An op y = f(x) whose backward is one kernel producing dx from dy (and x where it needs it). */
+function unary(g: Graph, name: string, x: Value, y: Value, forward: UnaryKernel, backward: UnaryBackward, backwardReadsX: boolean): void {
+  g.add({
+    name, reads: [x], writes: [y],
+    build: (c) => forward(c, x, y),
+    backward: (gb: GradientBuilder) => {
+      const dy = gb.grad(y)!;
+      const dx = gb.contribute(x);
+      if (!dx) return;
+      g.add({ name: `${name}.backward`, reads: backwardReadsX ? [x, dy] : [dy], writes: [dx.grad],
+        build: (c) => backward(c, x, dy, dx.grad, dx.accumulate) });
+    },
+  });
+}
+
+export function avgPool2x2(g: Graph, name: string, x: Value, y: Value): void {
+  unary(g, name, x, y,
+    (c, x, y) => avgPool2x2Forward(c.gpu, { x: c.ref(x), y: c.ref(y) }),
+    (c, _x, dy, dx, accumulate) => avgPool2x2Backward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
+}
+
+export function maxPool3x3(g: Graph, name: string, x: Value, y: Value): void {
+  unary(g, name, x, y,
+    (c, x, y) => maxPool3x3Forward(c.gpu, { x: c.ref(x), y: c.ref(y) }),
+    (c, x, dy, dx, accumulate) => maxPool3x3Backward(c.gpu, { x: c.ref(x), dy: c.ref(dy), dx: c.ref(dx), accumulate }), true);
+}
+
+export function globalAvgPool(g: Graph, name: string, x: Value, y: Value): void {
+  unary(g, name, x, y,
+    (c, x, y) => globalAvgPoolForward(c.gpu, { x: c.ref(x), y: c.ref(y) }),
+    (c, _x, dy, dx, accumulate) => globalAvgPoolBackward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
+}
+
+/** y (= or +=) x: the naive strategy's concatenation, one copy per part. */
+export function copyInto(g: Graph, name: string, x: Value, y: Value): void {
+  unary(g, name, x, y,
+    (c, x, y) => copyTensor(c.gpu, { x: c.ref(x), y: c.ref(y) }),
+    (c, _x, dy, dx, accumulate) => copyTensor(c.gpu, { x: c.ref(dy), y: c.ref(dx), accumulate }), false);
+}
+
+/**
+ * Inverted dropout with a per-step seed: forward and backward of a step draw the same mask (the
+ * seed is derived from the step's seed and this site's index, and rewritten every step).
+ */
+export function dropout(g: Graph, name: string, t: { x: Value; y: Value; rate: number; site: number }): void {
+  const setSeed = (launches: Launch[], step: StepContext) => {
+    const seed = deriveSeed(step.seed, t.site);
+    for (const l of launches) l.setUniforms(step.queue, { seed });
+  };
+  g.add({
+    name, reads: [t.x], writes: [t.y], onStep: setSeed,
+    build: (c) => dropoutForward(c.gpu, { x: c.ref(t.x), y: c.ref(t.y), rate: t.rate, seed: 0 }),
+    backward: (gb) => {
+      const dy = gb.grad(t.y)!;
+      const dx = gb.contribute(t.x);
+      if (!dx) return;
+      g.add({ name: `${name}.backward`, reads: [dy], writes: [dx.grad], onStep: setSeed,
+        build: (c) => dropoutBackward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx.grad), rate: t.rate, seed: 0, accumulate: dx.accumulate }) });
+    },
+  });
+}
+
+/** logits [N, K] = x[Cin, N]ᵀ·Wᵀ + b. */
+export function linear(g: Graph, name: string, t: { x: Value; weight: Value; bias: Value; y: Value }): void {
+  g.add({
+    name, reads: [t.x, t.weight, t.bias], writes: [t.y],
+    build: (c) => linearForward(c.gpu, { x: c.ref(t.x), weight: c.ref(t.weight), bias: c.ref(t.bias), y: c.ref(t.y) }),
+    backward: (gb) => {
+      const dy = gb.grad(t.y)!;
+      const dx = gb.contribute(t.x);
+      const dweight = gb.contribute(t.weight)!;
+      const dbias = gb.contribute(t.bias)!;
+      g.add({
+        name: `${name}.backward`, reads: [t.x, t.weight, dy], writes: [dweight.grad, dbias.grad, ...(dx ? [dx.grad] : [])],
+        build: (c) => linearBackward(c.gpu, {
+          x: c.ref(t.x), weight: c.ref(t.weight), dy: c.ref(dy), dx: dx ? c.ref(dx.grad) : undefined,
+          dweight: c.ref(dweight.grad), dbias: c.ref(dbias.grad), accumulate: dx?.accumulate ?? false,
+        }),
+      });
+    },
+  });
+}
+
+/**
+ * Mean softmax cross-entropy over the batch. Writes the loss, the number of correct predictions,
+ * and d(loss)/d(logits), which seeds the backward pass.
+ */
+export function softmaxCrossEntropyLoss(g: Graph, name: string, t: { logits: Value; labels: Value; loss: Value; correct: Value; dlogits: Value }): void {
+  g.add({ name, reads: [t.logits, t.labels], writes: [t.loss, t.correct, t.dlogits],
+    build: (c) => softmaxCrossEntropy(c.gpu, {
+      logits: c.ref(t.logits), labels: c.ref(t.labels), loss: c.ref(t.loss), dlogits: c.ref(t.dlogits), correct: c.ref(t.correct),
+    }) });
+}
