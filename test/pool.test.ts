@@ -32,15 +32,17 @@ interface PoolOp {
   backwardTol: Tolerance;
 }
 
-const avg: PoolOp = {
-  name: 'avgPool2x2', outShape: avgPool2x2OutputShape,
-  forward: (gpu, x, y) => avgPool2x2Forward(gpu, { x, y }),
-  backward: (gpu, _x, dy, dx, accumulate) => avgPool2x2Backward(gpu, { dy, dx, accumulate }),
+/** `blocks`: outputs per invocation (default: the adapter's default). */
+const avgWith = (blocks?: number): PoolOp => ({
+  name: `avgPool2x2${blocks ? ` (${blocks} per invocation)` : ''}`, outShape: avgPool2x2OutputShape,
+  forward: (gpu, x, y) => avgPool2x2Forward(gpu, { x, y, blocksPerInvocation: blocks }),
+  backward: (gpu, _x, dy, dx, accumulate) => avgPool2x2Backward(gpu, { dy, dx, accumulate, blocksPerInvocation: blocks }),
   reference: avgPool2x2Reference,
   backwardReference: (_x, dy, s) => avgPool2x2BackwardReference(dy, s),
   // Four f32 adds of values in [-1, 1]; the backward is one exact multiply by 0.25 (plus one add).
   forwardTol: { atol: 1e-6, rtol: 1e-6 }, backwardTol: { atol: 1e-6, rtol: 1e-6 },
-};
+});
+const avg = avgWith();
 const max: PoolOp = {
   name: 'maxPool3x3', outShape: maxPool3x3OutputShape,
   forward: (gpu, x, y) => maxPool3x3Forward(gpu, { x, y }),
@@ -134,6 +136,14 @@ for (const op of [avg, max, global]) {
     await checkOp(op, [13, 3, 7, 7], true, 200);
   });
 }
+
+test('avgPool2x2: every outputs-per-invocation setting, with rows that end mid-run', async () => {
+  for (const blocks of [1, 3, 8]) {
+    for (const [i, s] of ([[13, 3, 7, 7], [4, 3, 9, 9], [3, 2, 2, 3], [2, 2, 6, 20]] as Shape4[]).entries()) {
+      await checkOp(avgWith(blocks), s, i === 0, 400 + 10 * blocks + i);
+    }
+  }
+});
 
 test('maxPool3x3: images of one row or column (windows clipped on three sides)', async () => {
   await checkOp(max, [3, 2, 1, 4], false, 300);

@@ -43,36 +43,68 @@ export function avgPool2x2BackwardReference(dy: ArrayLike<number>, shape: Shape4
 
 const MAIN = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
 
-// One invocation per output element; x is [planes, H, W], y [planes, Ho, Wo].
+/**
+ * Outputs (2×2 blocks) one invocation handles along a row. On lavapipe each invocation is costly
+ * (and its index arithmetic, three integer divisions, more so): 8 per invocation measured 2.7×
+ * faster forward and 4× faster backward than 1 at [48, 16, 32, 32] (2 CPU cores). On a real GPU
+ * one per invocation keeps every thread busy and loads coalesced, as tfjs-webgpu does.
+ */
+export function defaultBlocksPerInvocation(gpu: Gpu): number {
+  return gpu.adapter.isSoftware ? 8 : 1;
+}
+
+// Invocation i covers outputs [wo0, wo0 + R) of output row `row` (= plane·Ho + ho); x is
+// [planes, H, W], y [planes, Ho, Wo].
 const forwardBody = /* wgsl */ `
 ${MAIN} {
   let i = workgroupIndex(wid, nwg) * WG_X + lid;
   if (i >= u.count) { return; }
-  let wo = i % u.wo;
-  let t = i / u.wo;
-  let ho = t % u.ho;
-  let plane = t / u.ho;
-  let b = u.xOffset + (plane * u.h + 2u * ho) * u.w + 2u * wo;
-  y[u.yOffset + i] = 0.25 * (x[b] + x[b + 1u] + x[b + u.w] + x[b + u.w + 1u]);
+  let wo0 = (i % u.runs) * R;
+  let row = i / u.runs;
+  let ho = row % u.ho;
+  let plane = row / u.ho;
+  let b = u.xOffset + (plane * u.h + 2u * ho) * u.w + 2u * wo0;
+  let o = u.yOffset + row * u.wo + wo0;
+  for (var r = 0u; r < R; r++) {
+    if (wo0 + r >= u.wo) { break; }
+    let c = b + 2u * r;
+    y[o + r] = 0.25 * (x[c] + x[c + 1u] + x[c + u.w] + x[c + u.w + 1u]);
+  }
 }`;
 
-// One invocation per input element, so every dx element is written exactly once (no races).
+// Invocation i covers 2×2 blocks [bw0, bw0 + R) of block row bh of a plane tiled by ⌈H/2⌉×⌈W/2⌉
+// blocks, so every dx element is written by exactly one invocation (no races), including an odd
+// last row/column (blocks outside the Ho×Wo outputs: 0, or untouched when accumulating).
 const backwardBody = /* wgsl */ `
+fn put(at: u32, g: f32) {
+  if (ACCUMULATE) { dx[at] += g; } else { dx[at] = g; }
+}
+
 ${MAIN} {
   let i = workgroupIndex(wid, nwg) * WG_X + lid;
   if (i >= u.count) { return; }
-  let w = i % u.w;
-  let t = i / u.w;
-  let h = t % u.h;
-  let plane = t / u.h;
-  let inside = h < 2u * u.ho && w < 2u * u.wo;
-  var g = 0.0;
-  if (inside) { g = 0.25 * dy[u.dyOffset + (plane * u.ho + h / 2u) * u.wo + w / 2u]; }
-  if (ACCUMULATE) {
-    if (!inside) { return; }
-    g += dx[u.dxOffset + i];
+  let bw0 = (i % u.runs) * R;
+  let blockRow = i / u.runs;
+  let bh = blockRow % u.hh;
+  let plane = blockRow / u.hh;
+  let top = u.dxOffset + (plane * u.h + 2u * bh) * u.w;
+  let hasBottom = 2u * bh + 1u < u.h;
+  for (var r = 0u; r < R; r++) {
+    let bw = bw0 + r;
+    if (bw >= u.wh) { break; }
+    let inside = bh < u.ho && bw < u.wo;
+    if (ACCUMULATE && !inside) { continue; }
+    var g = 0.0;
+    if (inside) { g = 0.25 * dy[u.dyOffset + (plane * u.ho + bh) * u.wo + bw]; }
+    let c = top + 2u * bw;
+    let hasRight = 2u * bw + 1u < u.w;
+    put(c, g);
+    if (hasRight) { put(c + 1u, g); }
+    if (hasBottom) {
+      put(c + u.w, g);
+      if (hasRight) { put(c + u.w + 1u, g); }
+    }
   }
-  dx[u.dxOffset + i] = g;
 }`;
 
 function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
@@ -81,32 +113,48 @@ function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
   return dims;
 }
 
-export async function avgPool2x2Forward(gpu: Gpu, t: { x: TensorRef; y: TensorRef }): Promise<Launch[]> {
+function blocksPerInvocation(gpu: Gpu, op: string, r: number | undefined): number {
+  const blocks = r ?? defaultBlocksPerInvocation(gpu);
+  if (!Number.isInteger(blocks) || blocks < 1 || blocks > 64) throw new RangeError(`${op}: blocksPerInvocation must be an integer in [1, 64], got ${r}`);
+  return blocks;
+}
+
+export interface AvgPoolOptions {
+  /** Outputs per invocation along a row (default: defaultBlocksPerInvocation). */
+  blocksPerInvocation?: number;
+}
+
+export async function avgPool2x2Forward(gpu: Gpu, t: { x: TensorRef; y: TensorRef } & AvgPoolOptions): Promise<Launch[]> {
   const op = 'avgPool2x2';
   const [C, N, H, W] = inputDims(op, 'x', t.x);
   const [, , Ho, Wo] = avgPool2x2OutputShape([C, N, H, W]);
   expectShape(op, 'y', t.y, [C, N, Ho, Wo]);
+  const R = blocksPerInvocation(gpu, op, t.blocksPerInvocation);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, y: { ref: t.y, written: true } });
   const program = await gpu.compile({
-    name: 'avgPool2x2.forward', key: b.key, workgroupSize: [WG], body: b.wgsl(forwardBody), bindings: b.bindings,
-    uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'y'])],
+    name: 'avgPool2x2.forward', key: `R=${R};${b.key}`, workgroupSize: [WG], body: `const R = ${R}u;\n${b.wgsl(forwardBody)}`,
+    bindings: b.bindings, uniforms: [...uniformsU32('count', 'runs', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'y'])],
   });
-  const count = C * N * Ho * Wo;
-  return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
+  const runs = Math.ceil(Wo / R);
+  const count = C * N * Ho * runs;
+  return [gpu.launch(program, b.buffers, { count, runs, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
 }
 
-export async function avgPool2x2Backward(gpu: Gpu, t: { dy: TensorRef; dx: TensorRef; accumulate?: boolean }): Promise<Launch[]> {
+export async function avgPool2x2Backward(gpu: Gpu, t: { dy: TensorRef; dx: TensorRef; accumulate?: boolean } & AvgPoolOptions): Promise<Launch[]> {
   const op = 'avgPool2x2.backward';
   const [C, N, H, W] = inputDims(op, 'dx', t.dx);
   const [, , Ho, Wo] = avgPool2x2OutputShape([C, N, H, W]);
   expectShape(op, 'dy', t.dy, [C, N, Ho, Wo]);
+  const R = blocksPerInvocation(gpu, op, t.blocksPerInvocation);
   const b = bindOperands(gpu.limits, op, { dy: { ref: t.dy }, dx: { ref: t.dx, written: true } });
   const accumulate = t.accumulate ?? false;
   const program = await gpu.compile({
-    name: 'avgPool2x2.backward', key: `acc=${accumulate};${b.key}`, workgroupSize: [WG],
-    body: `const ACCUMULATE = ${accumulate};\n${b.wgsl(backwardBody)}`, bindings: b.bindings,
-    uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['dy', 'dx'])],
+    name: 'avgPool2x2.backward', key: `acc=${accumulate};R=${R};${b.key}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};\nconst R = ${R}u;\n${b.wgsl(backwardBody)}`, bindings: b.bindings,
+    uniforms: [...uniformsU32('count', 'runs', 'h', 'w', 'ho', 'wo', 'hh', 'wh'), ...offsetUniforms(['dy', 'dx'])],
   });
-  const count = C * N * H * W;
-  return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
+  const [hh, wh] = [Math.ceil(H / 2), Math.ceil(W / 2)];
+  const runs = Math.ceil(wh / R);
+  const count = C * N * hh * runs;
+  return [gpu.launch(program, b.buffers, { count, runs, h: H, w: W, ho: Ho, wo: Wo, hh, wh, ...b.offsets }, Math.ceil(count / WG))];
 }
