@@ -98,7 +98,7 @@ export async function loadCifar(kind: 'cifar10' | 'cifar100', dir: string, optio
     }
     const n = sizes[i] / recordSize;
     if (!options.anyRecordCount && n !== official) {
-      throw new DatasetError(`${format.title}: ${path} is ${sizes[i]} bytes (${n} records), expected ${expected}; the file is truncated or not the official one: download it again`);
+      throw new DatasetError(`${format.title}: ${path} is ${sizes[i]} bytes (${n} record${n === 1 ? '' : 's'}), expected ${expected}; the file is truncated or not the official one: download it again`);
     }
     return n;
   });
