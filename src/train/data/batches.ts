@@ -76,12 +76,16 @@ export class BatchStream {
   private served = 0;
   private epoch = 0;
   private batchInEpoch = 0;
-  /** The order of `order`'s epoch (identity when !shuffle). */
+  /** The order of epoch `orderEpoch` (identity when !shuffle). */
   private order: Uint32Array | undefined;
   private orderEpoch = -1;
 
-  constructor(readonly dataset: Dataset, readonly options: BatchStreamOptions) {
+  /** A copy of the options given (later changes to the caller's arrays do not reach the stream). */
+  readonly options: BatchStreamOptions;
+
+  constructor(readonly dataset: Dataset, options: BatchStreamOptions) {
     checkDataset(dataset);
+    this.options = { ...options, mean: [...options.mean], std: [...options.std] };
     const { batch, seed, mean, std } = options;
     this.size = imageSize(dataset.shape);
     this.n = dataset.labels.length;
