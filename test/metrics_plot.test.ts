@@ -171,9 +171,9 @@ test('one epoch, epoch records only (the trainer history), NaN values and no dat
   assert.not.ok(/NaN|Infinity/.test(one));
 
   const withNaN = records(2, 10);
-  (withNaN[3] as { loss: number }).loss = NaN;
-  (withNaN[4] as { loss: unknown }).loss = null;
-  (withNaN[10] as { testAccuracy: number }).testAccuracy = Infinity;
+  withNaN[3].loss = NaN;
+  withNaN[4].loss = null;
+  withNaN[10].testAccuracy = Infinity;
   const svg = renderTrainingPlot(withNaN);
   assertWellFormed(svg);
   assert.not.ok(/NaN|Infinity/.test(svg));

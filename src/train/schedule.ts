@@ -79,7 +79,7 @@ export function parseLrSchedule(text: string): LrSchedule {
     return s !== undefined && s.trim() !== '' && Number.isFinite(v) ? v : bad(`${what} "${s}" is not a number`);
   };
   if (kind === 'step') {
-    if (args.length === 0) return { ...PAPER_STEP_SCHEDULE, milestones: [0.5, 0.75] };
+    if (args.length === 0) return { kind: 'step', milestones: [0.5, 0.75], gamma: 0.1 };
     if (args.length > 2) bad('too many fields');
     const milestones = args[0].split(',').map((m) => number(m, 'milestone'));
     const schedule: LrSchedule = { kind: 'step', milestones, gamma: args.length > 1 ? number(args[1], 'gamma') : 0.1 };
