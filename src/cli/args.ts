@@ -13,8 +13,9 @@ export type ParsedFlags = Record<string, string | number | boolean | undefined>;
 
 export class UsageError extends Error {}
 
-export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): { flags: ParsedFlags; positional: string[] } {
+export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): { flags: ParsedFlags; positional: string[]; given: Set<string> } {
   const flags: ParsedFlags = {};
+  const given = new Set<string>();
   for (const s of specs) if (s.default !== undefined) flags[s.name] = s.default;
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -27,6 +28,7 @@ export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): 
       const known = specs.map((s) => `--${s.name}`).join(', ') || 'none';
       throw new UsageError(`${command}: unknown flag --${name} (flags: ${known})`);
     }
+    given.add(name);
     if (spec.type === 'boolean') {
       if (eq >= 0) throw new UsageError(`${command}: --${name} takes no value`);
       flags[name] = true;
@@ -42,7 +44,7 @@ export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): 
       flags[name] = raw;
     }
   }
-  return { flags, positional };
+  return { flags, positional, given };
 }
 
 export function formatFlags(specs: FlagSpec[]): string {

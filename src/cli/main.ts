@@ -1,14 +1,34 @@
 // densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
 import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { runInfo } from './info.js';
+import { EVAL_FLAGS, runEval, runPredict, runTrain, TRAIN_FLAGS } from './train.js';
+import type { ParsedFlags } from './args.js';
 
 interface Command {
   summary: string;
   flags: FlagSpec[];
-  run(flags: Record<string, unknown>, positional: string[]): Promise<void>;
+  /** Positional arguments the command takes (e.g. image files); others are refused. */
+  positional?: string;
+  run(flags: Record<string, unknown>, positional: string[], given: Set<string>): Promise<void>;
 }
 
 const commands: Record<string, Command> = {
+  train: {
+    summary: 'train a DenseNet (default: the digits preset on the built-in MNIST digits)',
+    flags: TRAIN_FLAGS,
+    run: (flags, _positional, given) => runTrain(flags as ParsedFlags, given),
+  },
+  eval: {
+    summary: 'accuracy and confusion matrix of a checkpoint on its test set',
+    flags: EVAL_FLAGS,
+    run: (flags) => runEval(flags as ParsedFlags),
+  },
+  predict: {
+    summary: 'top-5 classes of PNG/JPEG images with a checkpoint',
+    flags: EVAL_FLAGS.filter((f) => f.name !== 'data-dir' && f.name !== 'batch'),
+    positional: 'IMAGE...',
+    run: (flags, positional) => runPredict(flags as ParsedFlags, positional),
+  },
   info: {
     summary: 'print the WebGPU adapter and run a GPU smoke check',
     flags: ADAPTER_FLAGS,
@@ -59,8 +79,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const rest = argv.slice(name.split(' ').length);
   if (rest.includes('--help')) { console.log(`densenet-wgsl ${name}: ${command.summary}\n${formatFlags(command.flags)}`); return 0; }
-  const { flags, positional } = parseFlags(name, rest, command.flags);
-  await command.run(flags, positional);
+  const { flags, positional, given } = parseFlags(name, rest, command.flags);
+  if (positional.length > 0 && !command.positional) throw new UsageError(`${name}: unexpected argument "${positional[0]}"`);
+  await command.run(flags, positional, given);
   return 0;
 }
 

@@ -75,12 +75,39 @@ export class TrainingSession {
     gpu.queue.submit([encoder.finish()]);
   }
 
-  /** One training step: returns the batch's mean loss (before the update) and its number of correct predictions. */
-  async step(images: Float32Array, labels: Uint32Array, lr: number): Promise<StepResult> {
-    this.submit(images, labels, lr);
+  /** Waits for the step submitted last and returns its mean loss (before the update) and correct count. */
+  async result(): Promise<StepResult> {
     const [loss] = await this.executable.read(this.built.loss!);
     const [correct] = await this.executable.read(this.built.correct!);
     return { loss, correct };
+  }
+
+  /** One training step: submit, then wait for its loss and number of correct predictions. */
+  async step(images: Float32Array, labels: Uint32Array, lr: number): Promise<StepResult> {
+    this.submit(images, labels, lr);
+    return this.result();
+  }
+
+  /** The optimizer's state tensors (SGD velocity, or Adam's m and v), by name, for checkpoints. */
+  private optimizerValues() {
+    return this.built.graph.values.filter((v) => v.storage.category === 'optimizer' && v.offset === 0 && v.name === v.storage.name);
+  }
+
+  async readOptimizerState(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const v of this.optimizerValues()) out.set(v.name, await this.executable.read(v));
+    return out;
+  }
+
+  /** Restores optimizer state saved by readOptimizerState; every tensor must be present with its size. */
+  writeOptimizerState(state: Map<string, Float32Array>): void {
+    const values = this.optimizerValues();
+    for (const v of values) {
+      const data = state.get(v.name);
+      if (!data) throw new Error(`optimizer state "${v.name}" is missing (was the checkpoint written with another optimizer?)`);
+      if (data.length !== v.storage.elements) throw new Error(`optimizer state "${v.name}" has ${data.length} values, expected ${v.storage.elements}`);
+    }
+    for (const v of values) this.executable.write(v, state.get(v.name)!);
   }
 
   /** The parameter gradients of the last step, by torchvision name (for tests and debugging). */

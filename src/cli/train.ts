@@ -1,0 +1,153 @@
+// `densenet-wgsl train`, `eval` and `predict`.
+
+import { join } from 'node:path';
+import { openDevice } from '../gpu/device.js';
+import { DEFAULT_DIGITS_PRESET } from '../models/presets.js';
+import type { DenseNetConfig } from '../models/densenet_config.js';
+import { DenseNetModel } from '../models/model.js';
+import { InferenceSession } from '../models/session.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+import { loadDataset } from '../train/data/load.js';
+import { evaluate, formatConfusion } from '../train/evaluate.js';
+import { decodeImageFile, toModelInput } from '../train/images.js';
+import type { DatasetName, TrainOptions } from '../train/options.js';
+import { CHECKPOINT_FORMAT, train, TrainingStopped } from '../train/trainer.js';
+import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+
+/** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR follows the paper. */
+export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 4, cifar10: 300, cifar100: 300 };
+
+export const TRAIN_FLAGS: FlagSpec[] = [
+  { name: 'model', type: 'string', help: `preset name or a JSON config file`, default: DEFAULT_DIGITS_PRESET },
+  { name: 'dataset', type: 'string', help: 'mnist (built in), cifar10 or cifar100 (from --data-dir)', default: 'mnist' },
+  { name: 'data-dir', type: 'string', help: 'directory with the CIFAR binary files' },
+  { name: 'epochs', type: 'number', help: `epochs (default ${DEFAULT_EPOCHS.mnist} for mnist, 300 for CIFAR)` },
+  { name: 'batch', type: 'number', help: 'batch size', default: 64 },
+  { name: 'optimizer', type: 'string', help: 'sgd, adam or adamw', default: 'sgd' },
+  { name: 'lr', type: 'number', help: 'learning rate', default: 0.1 },
+  { name: 'momentum', type: 'number', help: 'SGD momentum', default: 0.9 },
+  { name: 'no-nesterov', type: 'boolean', help: 'plain momentum instead of Nesterov' },
+  { name: 'weight-decay', type: 'number', help: 'L2 weight decay (decoupled for adamw)', default: 1e-4 },
+  { name: 'schedule', type: 'string', help: 'step (÷10 at 50% and 75% of epochs), cosine or constant', default: 'step' },
+  { name: 'dropout', type: 'number', help: "dropout rate after each conv (default: the preset's, 0)" },
+  { name: 'augment', type: 'boolean', help: 'random crop (pad 4) and flip: on by default for CIFAR' },
+  { name: 'no-augment', type: 'boolean', help: 'no augmentation' },
+  { name: 'seed', type: 'number', help: 'seed of weights, data order, augmentation and dropout', default: 0 },
+  { name: 'memory', type: 'string', help: 'naive, shared, recompute or fused', default: 'fused' },
+  { name: 'out', type: 'string', help: 'output directory (default runs/MODEL-DATASET)' },
+  { name: 'resume', type: 'string', help: "checkpoint to continue from (its options are used; --epochs and --out may change)" },
+  { name: 'limit', type: 'number', help: 'use only this many training images (quick runs)' },
+  ...ADAPTER_FLAGS,
+];
+
+export function trainOptionsFromFlags(flags: ParsedFlags): TrainOptions {
+  const dataset = flags.dataset as DatasetName;
+  if (flags.augment && flags['no-augment']) throw new UsageError('train: --augment and --no-augment contradict each other');
+  const model = flags.model as string;
+  return {
+    model, dataset, dataDir: flags['data-dir'] as string | undefined,
+    epochs: (flags.epochs as number | undefined) ?? DEFAULT_EPOCHS[dataset] ?? 1,
+    batch: flags.batch as number, optimizer: flags.optimizer as TrainOptions['optimizer'], lr: flags.lr as number,
+    momentum: flags.momentum as number, nesterov: !flags['no-nesterov'], weightDecay: flags['weight-decay'] as number,
+    schedule: flags.schedule as TrainOptions['schedule'], dropout: flags.dropout as number | undefined,
+    augment: flags['no-augment'] ? false : flags.augment ? true : dataset !== 'mnist',
+    seed: flags.seed as number, memory: flags.memory as TrainOptions['memory'],
+    outDir: (flags.out as string | undefined) ?? join('runs', `${model.replace(/\.json$/, '').replace(/[^\w.-]+/g, '_')}-${dataset}`),
+    resume: flags.resume as string | undefined, limit: flags.limit as number | undefined,
+  };
+}
+
+export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<void> {
+  let options = trainOptionsFromFlags(flags);
+  if (options.resume) {
+    const saved = (await readCheckpoint(options.resume)).header;
+    if (saved.format !== CHECKPOINT_FORMAT) throw new UsageError(`train: ${options.resume} is not a densenet-wgsl training checkpoint`);
+    const previous = saved.options as TrainOptions;
+    if (given.has('model') && previous.model !== options.model) {
+      throw new UsageError(`train: checkpoint ${options.resume} is for model "${previous.model}", not "${options.model}"; ` +
+        'drop --model to continue it, or start a new run without --resume');
+    }
+    options = { ...previous, resume: options.resume, epochs: given.has('epochs') ? options.epochs : previous.epochs, outDir: given.has('out') ? options.outDir : previous.outDir };
+  }
+  try {
+    const summary = await train(options, adapterOptions(flags));
+    console.log(`done: ${summary.epochs} epochs, test accuracy ${(100 * summary.testAccuracy).toFixed(2)}% (best ${(100 * summary.bestTestAccuracy).toFixed(2)}%), ` +
+      `${summary.imagesPerSec.toFixed(1)} images/s, ${summary.seconds.toFixed(0)} s, peak GPU memory ${(summary.peakGpuBytes / 2 ** 20).toFixed(1)} MiB; ` +
+      `results in ${options.outDir} (summary.json, metrics.jsonl, plot.svg, last.ckpt, best.ckpt)`);
+    if (summary.stoppedEarly) process.exitCode = 130;
+  } catch (e) {
+    if (e instanceof TrainingStopped) { console.error(e.message); process.exitCode = e.exitCode; return; }
+    throw e;
+  }
+}
+
+async function modelFromCheckpoint(path: string, flags: ParsedFlags) {
+  const checkpoint = await readCheckpoint(path);
+  if (checkpoint.header.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path} is not a densenet-wgsl training checkpoint`);
+  const config = checkpoint.header.config as DenseNetConfig;
+  const gpu = await openDevice(adapterOptions(flags));
+  const model = DenseNetModel.create(gpu, config, 0);
+  try {
+    model.writeParameters(new Map([...checkpoint.tensors].filter(([n]) => !n.startsWith('optimizer.'))));
+  } catch (e) {
+    model.close(); gpu.close();
+    throw new UsageError(`${path}: its weights do not fit model "${config.name}": ${(e as Error).message}`);
+  }
+  return { gpu, model, header: checkpoint.header, config };
+}
+
+export const EVAL_FLAGS: FlagSpec[] = [
+  { name: 'checkpoint', type: 'string', help: 'checkpoint written by train (last.ckpt or best.ckpt)' },
+  { name: 'data-dir', type: 'string', help: 'CIFAR directory (default: the one the checkpoint was trained with)' },
+  { name: 'batch', type: 'number', help: 'batch size', default: 64 },
+  ...ADAPTER_FLAGS,
+];
+
+export async function runEval(flags: ParsedFlags): Promise<void> {
+  const path = flags.checkpoint as string | undefined;
+  if (!path) throw new UsageError('eval: --checkpoint FILE is required');
+  const { gpu, model, header } = await modelFromCheckpoint(path, flags);
+  const options = header.options as TrainOptions;
+  try {
+    const data = await loadDataset(options.dataset, { dataDir: (flags['data-dir'] as string | undefined) ?? options.dataDir, seed: options.seed, limit: options.limit });
+    const session = await InferenceSession.create(model, { batch: flags.batch as number });
+    const result = await evaluate(session, data.test, data.mean, data.std);
+    session.destroy();
+    console.log(`${options.dataset} test set: ${result.count} images, accuracy ${(100 * result.accuracy).toFixed(2)}%, loss ${result.loss.toFixed(4)}`);
+    console.log(formatConfusion(result.confusion, data.test.classNames));
+  } finally {
+    model.close();
+    gpu.close();
+  }
+}
+
+export async function runPredict(flags: ParsedFlags, files: string[]): Promise<void> {
+  const path = flags.checkpoint as string | undefined;
+  if (!path) throw new UsageError('predict: --checkpoint FILE is required');
+  if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG or JPEG)');
+  const decoded = await Promise.all(files.map((f) => decodeImageFile(f)));
+  const { gpu, model, header, config } = await modelFromCheckpoint(path, flags);
+  try {
+    const [c, h, w] = config.inputShape;
+    const mean = header.mean as number[];
+    const std = header.std as number[];
+    const classNames = header.classNames as string[];
+    const session = await InferenceSession.create(model, { batch: files.length });
+    const input = new Float32Array(files.length * c * h * w);
+    decoded.forEach((image, i) => input.set(toModelInput(image, { channels: c, height: h, width: w, mean, std }), i * c * h * w));
+    const logits = await session.run(input);
+    session.destroy();
+    const k = config.classes!;
+    files.forEach((file, i) => {
+      const row = [...logits.subarray(i * k, (i + 1) * k)];
+      const max = Math.max(...row);
+      const exp = row.map((v) => Math.exp(v - max));
+      const sum = exp.reduce((a, b) => a + b, 0);
+      const top = exp.map((p, j) => ({ j, p: p / sum })).sort((a, b) => b.p - a.p).slice(0, Math.min(5, k));
+      console.log(`${file}: ${top.map((t) => `${classNames[t.j] ?? t.j} ${(100 * t.p).toFixed(1)}%`).join(', ')}`);
+    });
+  } finally {
+    model.close();
+    gpu.close();
+  }
+}

@@ -1,0 +1,64 @@
+// Training options: defaults are the paper's CIFAR recipe (SGD lr 0.1, Nesterov momentum 0.9,
+// weight decay 1e-4, batch 64, lr ÷10 at 50% and 75% of epochs). Everything is validated here,
+// before any data is read or any GPU work is submitted.
+
+import type { OptimizerConfig } from '../graph/ops/optimizer.js';
+import { checkStrategy, type MemoryStrategy } from '../models/densenet_graph.js';
+import type { LrSchedule } from './schedule.js';
+
+export type DatasetName = 'mnist' | 'cifar10' | 'cifar100';
+
+export interface TrainOptions {
+  model: string;
+  dataset: DatasetName;
+  dataDir?: string;
+  epochs: number;
+  batch: number;
+  optimizer: 'sgd' | 'adam' | 'adamw';
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  schedule: 'step' | 'cosine' | 'constant';
+  /** Dropout rate after each conv (overrides the preset's); undefined keeps the preset's. */
+  dropout?: number;
+  augment: boolean;
+  seed: number;
+  memory: MemoryStrategy;
+  outDir: string;
+  /** Checkpoint to continue from. */
+  resume?: string;
+  /** Use only this many training (and a proportional number of test) images: quick runs and tests. */
+  limit?: number;
+}
+
+export class OptionsError extends Error {}
+
+export function checkTrainOptions(o: TrainOptions): void {
+  const fail = (msg: string) => { throw new OptionsError(`train: ${msg}`); };
+  if (!['mnist', 'cifar10', 'cifar100'].includes(o.dataset)) fail(`--dataset must be mnist, cifar10 or cifar100, got "${o.dataset}"`);
+  if (o.dataset !== 'mnist' && !o.dataDir) fail(`--dataset ${o.dataset} needs --data-dir DIR holding the dataset's binary files`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`--epochs must be a whole number >= 1, got ${o.epochs}`);
+  if (!Number.isInteger(o.batch) || o.batch < 2) fail(`--batch must be a whole number >= 2, got ${o.batch}`);
+  if (!['sgd', 'adam', 'adamw'].includes(o.optimizer)) fail(`--optimizer must be sgd, adam or adamw, got "${o.optimizer}"`);
+  if (!(o.lr > 0 && Number.isFinite(o.lr))) fail(`--lr must be a positive number, got ${o.lr}`);
+  if (!(o.momentum >= 0 && o.momentum < 1)) fail(`--momentum must be in [0, 1), got ${o.momentum}`);
+  if (o.nesterov && o.optimizer === 'sgd' && o.momentum === 0) fail('--nesterov needs --momentum > 0');
+  if (!(o.weightDecay >= 0 && Number.isFinite(o.weightDecay))) fail(`--weight-decay must be >= 0, got ${o.weightDecay}`);
+  if (!['step', 'cosine', 'constant'].includes(o.schedule)) fail(`--schedule must be step, cosine or constant, got "${o.schedule}"`);
+  if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1)) fail(`--dropout must be in [0, 1), got ${o.dropout}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) fail(`--seed must be a whole number in [0, 2^32), got ${o.seed}`);
+  if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit < o.batch)) fail(`--limit must be a whole number >= the batch size (${o.batch}), got ${o.limit}`);
+  checkStrategy(o.memory);
+}
+
+export function optimizerConfig(o: TrainOptions): OptimizerConfig {
+  if (o.optimizer === 'sgd') return { kind: 'sgd', lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay };
+  return { kind: 'adam', lr: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, decoupled: o.optimizer === 'adamw' };
+}
+
+export function scheduleOf(o: TrainOptions): LrSchedule {
+  if (o.schedule === 'step') return { kind: 'step', milestones: [0.5, 0.75], gamma: 0.1 };
+  if (o.schedule === 'cosine') return { kind: 'cosine' };
+  return { kind: 'constant' };
+}
