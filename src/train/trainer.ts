@@ -60,7 +60,16 @@ export function modelConfigFor(o: TrainOptions, data: DatasetSplit): DenseNetCon
 
 interface Progress { epoch: number; history: EpochRecord[]; bestTestAccuracy: number; stream: object | null }
 
-export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log: (line: string) => void = console.log): Promise<TrainSummary> {
+export interface TrainHooks {
+  /** Stops the run after the current step, saving a checkpoint to resume from (Ctrl-C does the same). */
+  signal?: AbortSignal;
+  /** Called after every step with the global step number and its loss. */
+  onStep?: (step: number, loss: number) => void;
+  /** Where progress bars go (default stdout). */
+  progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log: (line: string) => void = console.log, hooks: TrainHooks = {}): Promise<TrainSummary> {
   checkTrainOptions(o);
   const started = performance.now();
   const resumed = o.resume ? await readCheckpoint(o.resume) : undefined;
@@ -76,8 +85,9 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
   let model: DenseNetModel | undefined;
   let session: TrainingSession | undefined;
   let inference: InferenceSession | undefined;
+  let interrupted = hooks.signal?.aborted ?? false;
   const onInterrupt = () => { interrupted = true; };
-  let interrupted = false;
+  hooks.signal?.addEventListener('abort', onInterrupt);
   process.on('SIGINT', onInterrupt);
   try {
     log(`adapter: ${gpu.adapter.name}`);
@@ -123,7 +133,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
 
     while (state.epoch < o.epochs && !stoppedEarly) {
       const epoch = state.epoch;
-      const progress = new ProgressReporter({ epoch: epoch + 1, epochs: o.epochs, batches: perEpoch });
+      const progress = new ProgressReporter({ epoch: epoch + 1, epochs: o.epochs, batches: perEpoch, ...(hooks.progressStream ? { out: hooks.progressStream } : {}) });
       const epochStart = performance.now();
       let lossSum = 0;
       let correct = 0;
@@ -147,6 +157,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
         correct += result.correct;
         seen += o.batch;
         await appendMetrics(metricsPath, { type: 'step', epoch: epoch + 1, batch: batch.indexInEpoch + 1, step: session.stepsTaken, loss: result.loss, accuracy: result.correct / o.batch, lr });
+        hooks.onStep?.(session.stepsTaken, result.loss);
         const elapsed = (performance.now() - epochStart) / 1000;
         progress.update({ batch: batch.indexInEpoch + 1, imagesPerSec: seen / elapsed, loss: lossSum / seen, accuracy: correct / seen });
         if (interrupted) {
@@ -198,6 +209,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
     return summary;
   } finally {
     process.off('SIGINT', onInterrupt);
+    hooks.signal?.removeEventListener('abort', onInterrupt);
     inference?.destroy();
     session?.destroy();
     model?.close();
