@@ -1,0 +1,374 @@
+// 2-D convolution (no bias) over channel-major activations: forward, gradient w.r.t. the input and
+// gradient w.r.t. the weights, with an optional BN→ReLU transform fused into the input load.
+// Layouts: x [Cin, N, H, W] (may be a channel prefix of a dense block's buffer), w [Cout, Cin, KH, KW]
+// (PyTorch OIHW), y [Cout, N, Ho, Wo] (may be a channel slice of a larger buffer).
+//
+// Every conv is an implicit GEMM with K = Cin·KH·KW (a 1×1 stride-1 conv is the plain GEMM
+// Y[Cout × NHW] = W[Cout × Cin] · X[Cin × NHW]: its tap loop is one iteration with no bounds
+// checks); each thread computes a register tile of outputs; see conv2d_wgsl.ts for why there is
+// no workgroup memory. No workspace is used: backward-filter reduces over N·Ho·Wo inside each
+// thread, its parallelism coming from the Cout × Cin·KH·KW outputs (no split-K, one launch).
+// Every function returns Launch[] (today always one launch) so that a split-K variant needing a
+// second reduction launch could be added without changing callers.
+//
+// inputTransform: x' = max(x·scale[c] + shift[c], 0) is applied while loading x in forward and
+// recomputed in backward-filter; padding is zero in x' space. backward-input returns ∂L/∂x' (the
+// caller's BN-ReLU backward masks it).
+
+import type { Gpu } from '../gpu/device.js';
+import type { BindingSpec, BufferLike, Launch } from '../gpu/program.js';
+import { conv2dOutputSize, normalizeConvParams, type Conv2dParams } from './conv2d_reference.js';
+import {
+  FILTER_GRAD_UNIFORMS, filterGradBody, NAIVE_UNIFORMS, naiveConvBody, ROW_CONV_UNIFORMS, rowConvBody, SPLIT_SUM_UNIFORMS, splitSumBody,
+  STRIDED_BACKWARD_INPUT_UNIFORMS, stridedBackwardInputBody, type OperandNames,
+} from './conv2d_wgsl.js';
+import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
+
+export {
+  affineReluReference, conv2dBackwardFilterReference, conv2dBackwardInputReference, conv2dOutputSize, conv2dReference,
+  type Conv2dParams,
+} from './conv2d_reference.js';
+
+/** Optional per-input-channel BN→ReLU applied while loading x: x' = max(x·scale[c] + shift[c], 0). */
+export interface InputAffineRelu { scale: TensorRef; shift: TensorRef }
+
+/**
+ * A register tile: each thread computes `rows` × `cols` outputs, `workgroupSize` threads per
+ * workgroup. Forward and backward-input: rows are output channels (forward) or input channels
+ * (backward-input), cols consecutive pixels of one image row. Backward-filter: rows are output
+ * channels, cols input channels, each with all KH·KW taps (rows·cols·KH·KW accumulators).
+ * Accumulators live in registers (on lavapipe each is a 256-bit register across 8 lanes; the
+ * CPU has 32), so large tiles spill.
+ */
+export interface ConvTile {
+  rows: number;
+  cols: number;
+  workgroupSize: number;
+  /** Iterations of the inner loop (channels; backward-filter: pixels) per loop trip; default by kernel size. */
+  unroll?: number;
+  /** Backward-filter only: split the N·Ho output rows into this many partial sums (needs a workspace). Default 1. */
+  splits?: number;
+}
+
+/**
+ * Forward / backward-input default (cols is narrowed to fit the image width, see chooseTile).
+ * Measured on lavapipe (2 cores), conv 3×3 N16 32² 48→12: rows×cols 4×4 ~4.0 GFLOP/s, 4×8 ~5.7–6.9,
+ * 3×8 ~7.4, 6×8 ~6.2, 12×4 ~2.6; conv 1×1 120→48 4×8 (unroll 2) ~5.9.
+ */
+export const DEFAULT_CONV_TILE: Readonly<ConvTile> = { rows: 4, cols: 8, workgroupSize: 32 };
+/** Backward-filter default for KH·KW > 1 (3×3: ~12 GFLOP/s; 4×1 per thread = 36 accumulators). */
+export const DEFAULT_FILTER_TILE: Readonly<ConvTile> = { rows: 4, cols: 1, workgroupSize: 16, unroll: 2 };
+/** Backward-filter default for 1×1 (~3.7 GFLOP/s for 120→48). */
+export const DEFAULT_FILTER_TILE_1X1: Readonly<ConvTile> = { rows: 8, cols: 4, workgroupSize: 8, unroll: 4 };
+/** Alternatives, each exercised by the tests. */
+export const CONV_TILES: Readonly<Record<string, Readonly<ConvTile>>> = {
+  default: DEFAULT_CONV_TILE,
+  filter: DEFAULT_FILTER_TILE,
+  filter1x1: DEFAULT_FILTER_TILE_1X1,
+  tall: { rows: 6, cols: 2, workgroupSize: 32, unroll: 3 },
+  wide: { rows: 2, cols: 5, workgroupSize: 16, unroll: 1 },
+  single: { rows: 1, cols: 1, workgroupSize: 64, unroll: 2 },
+  split: { rows: 2, cols: 2, workgroupSize: 8, splits: 3 },
+};
+
+/** Pixels per thread along an image row of width w: the largest of 8..4 that wastes the fewest lanes. */
+function colsFor(w: number): number {
+  if (w <= 8) return w;
+  let best = 8;
+  for (const c of [8, 7, 6, 5, 4]) if (Math.ceil(w / c) * c - w < Math.ceil(w / best) * best - w) best = c;
+  return best;
+}
+
+/** The tile used when the caller gives none. */
+function chooseTile(kind: 'gemm' | 'filter', g: Geometry, outWidth: number): ConvTile {
+  const taps = g.KH * g.KW;
+  if (kind === 'filter') return taps === 1 ? DEFAULT_FILTER_TILE_1X1 : DEFAULT_FILTER_TILE;
+  return { ...DEFAULT_CONV_TILE, cols: colsFor(outWidth), unroll: taps === 1 ? 2 : 1 };
+}
+
+interface Geometry {
+  Cin: number; Cout: number; N: number; H: number; W: number; KH: number; KW: number; Ho: number; Wo: number;
+  sh: number; sw: number; ph: number; pw: number;
+}
+
+function checkParams(op: string, params: Conv2dParams): { stride: [number, number]; padding: [number, number] } {
+  const p = normalizeConvParams(params);
+  if (!p.stride.every((s) => Number.isInteger(s) && s >= 1)) throw new ShapeError(`${op}: stride ${fmt(p.stride)} must be whole numbers >= 1`);
+  if (!p.padding.every((s) => Number.isInteger(s) && s >= 0)) throw new ShapeError(`${op}: padding ${fmt(p.padding)} must be whole numbers >= 0`);
+  return p;
+}
+
+/** Checks x, w and the output-side tensor; returns the geometry. `out` is y (forward) or dy (backward). */
+function geometry(
+  op: string, x: { name: string; ref: TensorRef }, w: { name: string; ref: TensorRef }, out: { name: string; ref: TensorRef }, params: Conv2dParams,
+): Geometry {
+  expectShape(op, x.name, x.ref, [-1, -1, -1, -1]);
+  const [Cin, N, H, W] = x.ref.shape;
+  expectShape(op, w.name, w.ref, [-1, Cin, -1, -1]);
+  const [Cout, , KH, KW] = w.ref.shape;
+  const { stride: [sh, sw], padding: [ph, pw] } = checkParams(op, params);
+  const [Ho, Wo] = conv2dOutputSize(H, W, KH, KW, params);
+  if (Ho < 1 || Wo < 1) {
+    throw new ShapeError(`${op}: a ${KH}×${KW} kernel with padding ${fmt([ph, pw])} does not fit "${x.name}" ${fmt(x.ref.shape)}`);
+  }
+  expectShape(op, out.name, out.ref, [Cout, N, Ho, Wo]);
+  return { Cin, Cout, N, H, W, KH, KW, Ho, Wo, sh, sw, ph, pw };
+}
+
+function checkTile(gpu: Gpu, op: string, tile: ConvTile): void {
+  const { rows, cols, workgroupSize, unroll = 1, splits = 1 } = tile;
+  const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
+  const ok = [rows, cols, workgroupSize, unroll, splits].every((v) => Number.isInteger(v) && v >= 1) &&
+    rows * cols <= 64 && unroll <= 16 && workgroupSize <= maxThreads;
+  if (!ok) {
+    throw new ShapeError(`${op}: tile ${JSON.stringify(tile)} is invalid (whole numbers >= 1, rows·cols <= 64, unroll <= 16, ` +
+      `workgroupSize <= ${maxThreads})`);
+  }
+}
+
+function checkTransform(op: string, t: InputAffineRelu | undefined, Cin: number): void {
+  if (!t) return;
+  expectShape(op, 'inputTransform.scale', t.scale, [Cin]);
+  expectShape(op, 'inputTransform.shift', t.shift, [Cin]);
+}
+
+interface Operand { role: keyof OperandNames; name: string; ref: TensorRef }
+
+interface BoundOperands {
+  bindings: BindingSpec[];
+  buffers: Record<string, BufferLike>;
+  offsets: Record<string, number>;
+  names: OperandNames;
+  /** Which reads go through the written binding: part of the pipeline key. */
+  aliasKey: string;
+}
+
+/**
+ * Binds the written operand and the read operands. WebGPU refuses a writable binding that
+ * overlaps any other binding of the same buffer, and a dense block's layer reads a prefix of the
+ * buffer it writes into, so reads that live in the written operand's GPU buffer are read through
+ * the written binding (which then covers all of them) instead of a binding of their own.
+ */
+function bindOperands(gpu: Gpu, op: string, written: Operand, reads: Operand[]): BoundOperands {
+  const shared = reads.filter((r) => r.ref.buffer.buffer === written.ref.buffer.buffer);
+  const end = (r: TensorRef) => r.offset + sizeOf(r.shape);
+  for (const r of shared) {
+    if (r.ref.offset < end(written.ref) && written.ref.offset < end(r.ref) && sizeOf(r.ref.shape) > 0 && sizeOf(written.ref.shape) > 0) {
+      throw new ShapeError(`${op}: "${written.name}" [${written.ref.offset}, ${end(written.ref)}) overlaps "${r.name}" ` +
+        `[${r.ref.offset}, ${end(r.ref)}) in buffer "${r.ref.buffer.label}"; the output must not alias an input`);
+    }
+  }
+  const group = [written, ...shared];
+  const names: Record<string, string> = { src: 'src', wt: 'wt', dy: 'dy', dst: 'dst', scale: 'scale', shift: 'shift' };
+  const buffers: Record<string, BufferLike> = {};
+  const offsets: Record<string, number> = {};
+  const bindings: BindingSpec[] = [];
+  for (const r of reads) {
+    if (shared.includes(r)) { names[r.role] = written.role; continue; }
+    const bound = bindTensor(gpu.limits, op, r.name, r.ref);
+    buffers[r.role] = bound.binding;
+    offsets[r.role] = bound.offset;
+    bindings.push({ name: r.role, access: 'read' });
+  }
+  const limits = gpu.limits;
+  const buffer = written.ref.buffer;
+  if (buffer.bytes <= limits.maxStorageBufferBindingSize) {
+    buffers[written.role] = buffer;
+    for (const g of group) offsets[g.role] = g.ref.offset;
+  } else {
+    const lo = Math.min(...group.map((g) => g.ref.offset));
+    const hi = Math.max(...group.map((g) => end(g.ref)));
+    const align = limits.minStorageBufferOffsetAlignment;
+    const start = Math.floor((lo * 4) / align) * align;
+    const size = Math.max(4, (hi - start / 4) * 4);
+    if (size > limits.maxStorageBufferBindingSize) {
+      throw new ShapeError(`${op}: ${group.map((g) => `"${g.name}"`).join(', ')} span ${size} bytes of buffer "${buffer.label}", more than ` +
+        `one binding may (${limits.maxStorageBufferBindingSize}, maxStorageBufferBindingSize); use a smaller batch`);
+    }
+    buffers[written.role] = { buffer: buffer.buffer, offset: start, size };
+    for (const g of group) offsets[g.role] = g.ref.offset - start / 4;
+  }
+  bindings.push({ name: written.role, access: 'read_write' });
+  return { bindings, buffers, offsets, names: names as unknown as OperandNames, aliasKey: shared.map((s) => s.role).join('+') };
+}
+
+function transformOperands(t: InputAffineRelu | undefined): Operand[] {
+  return t ? [{ role: 'scale', name: 'inputTransform.scale', ref: t.scale }, { role: 'shift', name: 'inputTransform.shift', ref: t.shift }] : [];
+}
+
+const uniformsOf = (names: readonly string[]) => names.map((name) => ({ name, type: 'u32' as const }));
+
+/** y = conv2d(x', w) with x' = x or the fused BN→ReLU of x. */
+export async function conv2dForward(
+  gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile } & Conv2dParams,
+): Promise<Launch[]> {
+  const op = 'conv2d';
+  const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
+  checkTransform(op, t.inputTransform, g.Cin);
+  const tile = t.tile ?? chooseTile('gemm', g, g.Wo);
+  checkTile(gpu, op, tile);
+  const bound = bindOperands(gpu, op, { role: 'dst', name: 'y', ref: t.y },
+    [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
+  const KK = g.KH * g.KW;
+  return [await rowConvLaunch(gpu, op, 'forward', g, tile, !!t.inputTransform, false, bound, {
+    M: g.Cout, C: g.Cin, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, N: g.N, mStride: g.Cin * KK, cStride: KK,
+  })];
+}
+
+/** dx (=, or += with accumulate) = ∂L/∂x' given dy = ∂L/∂y. */
+export async function conv2dBackwardInput(
+  gpu: Gpu, t: { dy: TensorRef; w: TensorRef; dx: TensorRef; accumulate?: boolean; tile?: ConvTile } & Conv2dParams,
+): Promise<Launch[]> {
+  const op = 'conv2d.backwardInput';
+  const g = geometry(op, { name: 'dx', ref: t.dx }, { name: 'w', ref: t.w }, { name: 'dy', ref: t.dy }, t);
+  const tile = t.tile ?? chooseTile('gemm', g, g.W);
+  checkTile(gpu, op, tile);
+  const accumulate = t.accumulate ?? false;
+  const bound = bindOperands(gpu, op, { role: 'dst', name: 'dx', ref: t.dx },
+    [{ role: 'src', name: 'dy', ref: t.dy }, { role: 'wt', name: 'w', ref: t.w }]);
+  const KK = g.KH * g.KW;
+  if (g.sh === 1 && g.sw === 1) {
+    return [await rowConvLaunch(gpu, op, 'backwardInput', g, tile, false, accumulate, bound, {
+      M: g.Cin, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, N: g.N, mStride: KK, cStride: g.Cin * KK,
+    })];
+  }
+  const spec = { kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize, accumulate };
+  const program = await gpu.compile({
+    name: `${op}.strided`, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
+    body: stridedBackwardInputBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(STRIDED_BACKWARD_INPUT_UNIFORMS),
+  });
+  const Q = g.N * g.H * g.W;
+  const mBlocks = Math.ceil(g.Cin / tile.rows);
+  const blocks = mBlocks * Math.ceil(Q / (tile.cols * tile.workgroupSize));
+  const o = bound.offsets;
+  return [gpu.launch(program, bound.buffers, {
+    M: g.Cin, Q, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, srcPlane: g.N * g.Ho * g.Wo, mBlocks, blocks,
+    mStride: KK, cStride: g.Cin * KK, srcOffset: o.src, wOffset: o.wt, dstOffset: o.dst,
+  }, blocks)];
+}
+
+/** Channels per channel-loop iteration when the tile does not say: loop overhead matters when there are few taps. */
+function defaultUnroll(KK: number): number {
+  return KK === 1 ? 4 : KK <= 4 ? 2 : 1;
+}
+
+async function rowConvLaunch(
+  gpu: Gpu, op: string, mode: 'forward' | 'backwardInput', g: Geometry, tile: ConvTile, transform: boolean, accumulate: boolean,
+  bound: BoundOperands, sizes: Record<'M' | 'C' | 'srcH' | 'srcW' | 'dstH' | 'dstW' | 'N' | 'mStride' | 'cStride', number>,
+): Promise<Launch> {
+  const unroll = tile.unroll ?? defaultUnroll(g.KH * g.KW);
+  const spec = {
+    mode, kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw,
+    rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize, unroll, transform, accumulate,
+  };
+  const program = await gpu.compile({
+    name: op, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
+    body: rowConvBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(ROW_CONV_UNIFORMS),
+  });
+  const { M, C, srcH, srcW, dstH, dstW, N, mStride, cStride } = sizes;
+  const owBlocks = Math.ceil(dstW / tile.cols);
+  const items = N * dstH * owBlocks;
+  const mBlocks = Math.ceil(M / tile.rows);
+  const blocks = mBlocks * Math.ceil(items / tile.workgroupSize);
+  const o = bound.offsets;
+  return gpu.launch(program, bound.buffers, {
+    M, C, Q: N * dstH * dstW, srcH, srcW, dstH, dstW, srcPlane: N * srcH * srcW, owBlocks, items, mBlocks, blocks, mStride, cStride,
+    srcOffset: o.src, wOffset: o.wt, dstOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
+  }, blocks);
+}
+
+/**
+ * Elements of workspace conv2dBackwardFilter needs for this geometry and tile: splits × |dw| when
+ * the tile splits the pixel reduction (split-K), else 0. The caller owns the workspace (a
+ * 'workspace' arena buffer it allocates and frees); it may be shared by every conv of a step.
+ */
+export function conv2dBackwardFilterWorkspaceElements(wShape: readonly number[], tile?: ConvTile): number {
+  const splits = tile?.splits ?? 1;
+  return splits > 1 ? splits * sizeOf(wShape) : 0;
+}
+
+/**
+ * dw (=) = ∂L/∂w given x (and the same inputTransform as forward) and dy = ∂L/∂y. With a tile whose
+ * `splits` > 1, the N·Ho output rows are split among that many workgroup sets whose partial sums go
+ * to `workspace` (see conv2dBackwardFilterWorkspaceElements), and a second launch sums them into dw.
+ */
+export async function conv2dBackwardFilter(
+  gpu: Gpu,
+  t: { x: TensorRef; dy: TensorRef; dw: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile; workspace?: TensorRef } & Conv2dParams,
+): Promise<Launch[]> {
+  const op = 'conv2d.backwardFilter';
+  const g = geometry(op, { name: 'x', ref: t.x }, { name: 'dw', ref: t.dw }, { name: 'dy', ref: t.dy }, t);
+  checkTransform(op, t.inputTransform, g.Cin);
+  const tile = t.tile ?? chooseTile('filter', g, g.Wo);
+  checkTile(gpu, op, tile);
+  const rows = g.N * g.Ho;
+  const splits = Math.min(tile.splits ?? 1, Math.max(rows, 1));
+  const dwSize = sizeOf(t.dw.shape);
+  let target = t.dw;
+  if (splits > 1) {
+    const needed = conv2dBackwardFilterWorkspaceElements(t.dw.shape, tile);
+    if (!t.workspace) throw new ShapeError(`${op}: tile ${JSON.stringify(tile)} splits the reduction and needs a workspace of ${needed} elements`);
+    if (t.workspace.shape.length !== 1 || t.workspace.shape[0] < needed) {
+      throw new ShapeError(`${op}: "workspace" has shape ${fmt(t.workspace.shape)}, expected at least [${needed}]`);
+    }
+    expectShape(op, 'workspace', t.workspace, [-1]);
+    target = { buffer: t.workspace.buffer, offset: t.workspace.offset, shape: [splits * dwSize] };
+  }
+  const bound = bindOperands(gpu, op, { role: 'dst', name: splits > 1 ? 'workspace' : 'dw', ref: target },
+    [{ role: 'src', name: 'x', ref: t.x }, { role: 'dy', name: 'dy', ref: t.dy }, ...transformOperands(t.inputTransform)]);
+  // Accumulators per thread: rows·cols·kernelRows·KW; keep them near 48 (LLVM spills and compiles slowly beyond).
+  const kernelRows = Math.max(1, Math.min(g.KH, Math.floor(FILTER_ACCUMULATORS / (tile.rows * tile.cols * g.KW))));
+  const spec = {
+    kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize,
+    kernelRows, unroll: tile.unroll ?? (g.KH * g.KW === 1 ? 4 : 2), transform: !!t.inputTransform,
+  };
+  const program = await gpu.compile({
+    name: op, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
+    body: filterGradBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(FILTER_GRAD_UNIFORMS),
+  });
+  const coBlocks = Math.ceil(g.Cout / tile.rows);
+  const khBlocks = Math.ceil(g.KH / kernelRows);
+  const ciBlocks = Math.ceil(g.Cin / (tile.cols * tile.workgroupSize));
+  const blocks = coBlocks * khBlocks * ciBlocks * splits;
+  const o = bound.offsets;
+  const launches = [gpu.launch(program, bound.buffers, {
+    Cout: g.Cout, Cin: g.Cin, H: g.H, W: g.W, Ho: g.Ho, Wo: g.Wo, rows, plane: g.N * g.H * g.W, coBlocks, khBlocks, ciBlocks, blocks,
+    rowsPerSplit: Math.ceil(rows / splits), splitStride: splits > 1 ? dwSize : 0,
+    xOffset: o.src, dyOffset: o.dy, dwOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
+  }, blocks)];
+  if (splits > 1) {
+    const sum = bindOperands(gpu, `${op}.splitSum`, { role: 'dst', name: 'dw', ref: t.dw }, [{ role: 'src', name: 'workspace', ref: target }]);
+    const sumProgram = await gpu.compile({
+      name: `${op}.splitSum`, key: `alias=${sum.aliasKey}`, workgroupSize: [SPLIT_SUM_WORKGROUP],
+      body: splitSumBody(sum.names), bindings: sum.bindings, uniforms: uniformsOf(SPLIT_SUM_UNIFORMS),
+    });
+    launches.push(gpu.launch(sumProgram, sum.buffers, { count: dwSize, splits, srcOffset: sum.offsets.src, dstOffset: sum.offsets.dst },
+      Math.ceil(dwSize / SPLIT_SUM_WORKGROUP)));
+  }
+  return launches;
+}
+
+const SPLIT_SUM_WORKGROUP = 64;
+const FILTER_ACCUMULATORS = 48;
+const NAIVE_WORKGROUP = 64;
+
+/** Direct convolution, one output per thread: a debugging oracle kept behind the fast path. */
+export async function conv2dNaiveForward(
+  gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu } & Conv2dParams,
+): Promise<Launch[]> {
+  const op = 'conv2d.naive';
+  const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
+  checkTransform(op, t.inputTransform, g.Cin);
+  const bound = bindOperands(gpu, op, { role: 'dst', name: 'y', ref: t.y },
+    [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
+  const program = await gpu.compile({
+    name: op, key: `transform=${!!t.inputTransform}|alias=${bound.aliasKey}`, workgroupSize: [NAIVE_WORKGROUP],
+    body: naiveConvBody(!!t.inputTransform, bound.names), bindings: bound.bindings, uniforms: uniformsOf(NAIVE_UNIFORMS),
+  });
+  const count = sizeOf(t.y.shape);
+  const o = bound.offsets;
+  return [gpu.launch(program, bound.buffers, {
+    count, Cin: g.Cin, N: g.N, H: g.H, W: g.W, Ho: g.Ho, Wo: g.Wo, KH: g.KH, KW: g.KW, strideH: g.sh, strideW: g.sw, padH: g.ph, padW: g.pw,
+    xOffset: o.src, wOffset: o.wt, yOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
+  }, Math.ceil(count / NAIVE_WORKGROUP))];
+}
