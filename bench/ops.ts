@@ -1,7 +1,7 @@
 // `densenet-wgsl bench ops`: conv 3×3, conv 1×1, batch norm and 2×2 average pooling, forward and
 // forward+backward, ours against @tensorflow/tfjs-backend-webgpu on the SAME Dawn device in the same
-// process. Each side is warmed up (pipelines compiled, inputs uploaded), then timed `reps` times;
-// the table shows the median and min–max. GPU time comes from timestamp queries where the adapter
+// process. Each side is warmed up (pipelines compiled, inputs uploaded), then timed `reps` times,
+// the two sides' repetitions alternating; the table shows the median and min–max. GPU time comes from timestamp queries where the adapter
 // has them (ours: one timestamped pass around the launches; tfjs: tf.time, which timestamps each of
 // its programs), else both sides are timed wall-clock to GPU idle. Both sides are also cross-checked:
 // they get the same inputs and their outputs must agree.
