@@ -23,6 +23,15 @@ test('appendMetrics creates the directory, writes one line per record in call or
   assert.equal(await readMetrics(path), records);
 });
 
+test('appending goes on after the directory was removed', async () => {
+  const sub = join(dir, 'gone');
+  const path = join(sub, 'metrics.jsonl');
+  await appendMetrics(path, step(1, 1, 1, 2));
+  await rm(sub, { recursive: true });
+  await appendMetrics(path, step(1, 2, 2, 1.5));
+  assert.equal(await readMetrics(path), [step(1, 2, 2, 1.5)]);
+});
+
 test('non-finite numbers become null; a record needs a type', async () => {
   const path = join(dir, 'nan.jsonl');
   await appendMetrics(path, { type: 'step', epoch: 1, batch: 1, step: 1, loss: NaN });

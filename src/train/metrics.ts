@@ -69,7 +69,13 @@ export function appendMetrics(path: string, record: MetricsRecord): Promise<void
       await dropTornLine(path);
       repaired.add(path);
     }
-    await appendFile(path, line, 'utf8');
+    try {
+      await appendFile(path, line, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await mkdir(dirname(path), { recursive: true }); // the directory was removed since the first append
+      await appendFile(path, line, 'utf8');
+    }
   });
   queues.set(path, next);
   void next.finally(() => { if (queues.get(path) === next) queues.delete(path); }).catch(() => undefined);

@@ -7,7 +7,7 @@ export type LrSchedule =
   | { kind: 'constant' };
 
 /** The paper's schedule: ÷10 at 50% and 75% of the epochs. */
-export const PAPER_STEP_SCHEDULE: LrSchedule = { kind: 'step', milestones: [0.5, 0.75], gamma: 0.1 };
+export const PAPER_STEP_SCHEDULE: LrSchedule = Object.freeze({ kind: 'step', milestones: Object.freeze([0.5, 0.75]) as number[], gamma: 0.1 });
 
 /**
  * The learning rate for a step taken at `epoch` (0-based, fractional within an epoch:
