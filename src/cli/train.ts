@@ -121,6 +121,12 @@ export async function runEval(flags: ParsedFlags): Promise<void> {
   }
 }
 
+function meanIntensity(data: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum += data[i];
+  return sum / Math.max(1, data.length);
+}
+
 export async function runPredict(flags: ParsedFlags, files: string[]): Promise<void> {
   const path = flags.checkpoint as string | undefined;
   if (!path) throw new UsageError('predict: --checkpoint FILE is required');
@@ -134,7 +140,11 @@ export async function runPredict(flags: ParsedFlags, files: string[]): Promise<v
     const classNames = header.classNames as string[];
     const session = await InferenceSession.create(model, { batch: files.length });
     const input = new Float32Array(files.length * c * h * w);
-    decoded.forEach((image, i) => input.set(toModelInput(image, { channels: c, height: h, width: w, mean, std }), i * c * h * w));
+    decoded.forEach((image, i) => {
+      // Digit models learned white strokes on black (MNIST); a drawing on a light background is inverted.
+      const invert = c === 1 && meanIntensity(image.data) > 0.5;
+      input.set(toModelInput(image, { channels: c, height: h, width: w, mean, std, invert }), i * c * h * w);
+    });
     const logits = await session.run(input);
     session.destroy();
     const k = config.classes!;

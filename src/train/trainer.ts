@@ -14,7 +14,7 @@ import { BatchStream, type DatasetSplit } from './data/dataset.js';
 import { loadDataset } from './data/load.js';
 import { evaluate } from './evaluate.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { appendMetrics, writeSummary } from './metrics.js';
+import { appendMetrics, readMetrics, writeSummary } from './metrics.js';
 import { checkTrainOptions, optimizerConfig, OptionsError, scheduleOf, type TrainOptions } from './options.js';
 import { renderTrainingPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
@@ -194,7 +194,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       state.stream = stream.state();
       await save('last.ckpt');
       if (best) await save('best.ckpt');
-      await writeFile(join(o.outDir, 'plot.svg'), renderTrainingPlot(state.history.map((h) => ({ ...h }))));
+      await writeFile(join(o.outDir, 'plot.svg'), renderTrainingPlot(await readMetrics(metricsPath), { title: `${config.name} on ${o.dataset}` }));
     }
 
     const last = state.history.at(-1);
