@@ -1,4 +1,4 @@
-// The whole training graph against TensorFlow.js (test/densenet_tfjs_model.ts, cpu backend) with the
+// The whole training graph against TensorFlow.js (bench/tfjs_densenet.ts, cpu backend) with the
 // same weights, under every memory strategy: step-1 loss and every parameter gradient; every
 // parameter and running statistic after three SGD steps on different batches (a BN whose running
 // statistics were updated twice, e.g. again during recomputation, shows here); inference logits
@@ -29,7 +29,7 @@ import { DenseNetModel } from '../src/models/model.js';
 import { InferenceSession, TrainingSession } from '../src/models/session.js';
 import { MEMORY_STRATEGIES, type MemoryStrategy } from '../src/models/densenet_graph.js';
 import type { OptimizerConfig } from '../src/graph/ops/optimizer.js';
-import { sgdStep, tfjsInference, tfjsTrainingStep, trainableNames, type ParameterMap } from './densenet_tfjs_model.js';
+import { sgdStep, tfjsInference, tfjsTrainingStep, trainableNames, type ParameterMap } from '../bench/tfjs_densenet.js';
 import { assertClose, closeTestGpu, randomArray, seededRandom, testGpu, type Tolerance } from './helpers.js';
 
 const test = suite('densenet vs tfjs');
