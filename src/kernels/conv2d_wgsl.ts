@@ -219,8 +219,12 @@ export function filterGradBody(p: FilterGradProgram, names: OperandNames): strin
   const each = <T>(f: (i: number, t: number, r: number, kw: number) => T) =>
     range(TM).flatMap((i) => range(TC).flatMap((t) => range(KR).flatMap((r) => range(KW).map((kw) => f(i, t, r, kw)))));
   const windows = <T>(f: (t: number, r: number) => T) => range(TC).flatMap((t) => range(KR).map((r) => f(t, r)));
-  const load = (t: number, r: number, iw: string) =>
-    `select(0.0, ${transformed(`${names.src}[u32(xb${t} + rb${r} + ${iw})]`, `sc${t}`, `sf${t}`, p.transform)}, rowOk${r} && u32(${iw}) < u.W)`;
+  // With no padding every tap of every output pixel lies inside the image: no checks.
+  const load = (t: number, r: number, iw: string) => {
+    const v = transformed(`${names.src}[u32(xb${t} + rb${r} + ${iw})]`, `sc${t}`, `sf${t}`, p.transform);
+    const ok = [p.ph > 0 ? `rowOk${r}` : '', p.pw > 0 ? `u32(${iw}) < u.W` : ''].filter(Boolean).join(' && ');
+    return ok ? `select(0.0, ${v}, ${ok})` : v;
+  };
   const step = () => `  {
 ${lines(TM, (i) => `        let d${i} = ${names.dy}[dc${i} + pix];`)}
 ${windows((t, r) => lines(KW, (e) => e < KW - fresh
