@@ -88,7 +88,7 @@ export async function openTfjsOnGpu(gpu: Gpu): Promise<TfjsOnGpu> {
   }
   // The same GPU instance our device came from; Gpu keeps it private, so read it by name. tfjs only
   // tests navigator.gpu for presence: the device it runs on is the one we hand it below.
-  const instance = (gpu as unknown as { instance?: GPU }).instance;
+  const instance: GPU | undefined = gpu.instance;
   const restoreNavigator = installNavigatorGpu(instance ?? {
     requestAdapter: () => Promise.reject(new Error('bench: tfjs must use the shared device')),
   });

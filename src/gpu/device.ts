@@ -59,7 +59,8 @@ export class Gpu {
   private lostReason: string | undefined;
   private closed = false;
 
-  constructor(readonly device: GPUDevice, readonly adapter: AdapterReport, private readonly instance: GPU) {
+  /** `instance` is the Dawn GPU object the device came from (tfjs-webgpu checks `navigator.gpu`; the benchmark sets it to this). */
+  constructor(readonly device: GPUDevice, readonly adapter: AdapterReport, readonly instance: GPU) {
     this.arena = new BufferArena(device, device.limits.maxBufferSize);
     this.pipelines = new PipelineCache(device);
     device.lost.then((info) => {
@@ -163,7 +164,6 @@ export class Gpu {
     this.closed = true;
     this.arena.freeAll();
     this.device.destroy();
-    void this.instance;
   }
 }
 
@@ -183,7 +183,8 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const backend = options.backend ?? process.env.DENSENET_WGSL_BACKEND;
   const adapterName = options.adapter ?? process.env.DENSENET_WGSL_ADAPTER;
-  const dawnOptions: string[] = [];
+  // Dawn rounds timestamps to 65.5 µs by default (a browser privacy measure): too coarse for timing small kernels.
+  const dawnOptions: string[] = ['disable-dawn-features=timestamp_quantization'];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
   const instance = create(dawnOptions);
@@ -191,10 +192,10 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   try {
     adapter = await instance.requestAdapter({ powerPreference: options.powerPreference });
   } catch (e) {
-    throw new Error(`gpu: Dawn could not find the adapter asked for (${dawnOptions.join(', ') || 'default'}): ${(e as Error).message}`);
+    throw new Error(`gpu: Dawn could not find the adapter asked for (${dawnOptions.slice(1).join(', ') || 'default'}): ${(e as Error).message}`);
   }
   if (!adapter) {
-    const asked = dawnOptions.length ? ` matching ${dawnOptions.join(', ')}` : '';
+    const asked = backend || adapterName ? ` matching ${[backend && `backend ${backend}`, adapterName && `adapter "${adapterName}"`].filter(Boolean).join(', ')}` : '';
     throw new Error(`gpu: no WebGPU adapter${asked} was found; ${SETUP_HINT}`);
   }
 
