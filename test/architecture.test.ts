@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { countParameters, describeDenseNet, flattenLayers, multiplyAdds, type LayerSpec } from '../src/models/architecture.js';
-import { denseNetConfig, DenseNetConfigError } from '../src/models/densenet_config.js';
+import { countParameters, describeDenseNet, flattenLayers, multiplyAdds, type ConvSpec, type LayerSpec } from '../src/models/architecture.js';
+import { denseNetConfig, DenseNetConfigError, stemOutputHW } from '../src/models/densenet_config.js';
 import { formatLayerTable } from '../src/models/layer_table.js';
 import { preset } from '../src/models/presets.js';
 
@@ -168,6 +168,15 @@ test('formatLayerTable: shapes with the batch, per-layer parameters and the tota
   const ops = formatLayerTable(preset('densenet-bc-tiny'), 2, { detail: 'ops' }).split('\n');
   assert.is(ops.length, 5 + flattenLayers(describeDenseNet(preset('densenet-bc-tiny'))).length);
   assert.throws(() => formatLayerTable(preset('densenet-bc-tiny'), 0), /batch must be a positive integer, got 0/);
+});
+
+test('the strided stem halves the input with one 3×3/2 conv and no BN-ReLU (digits-fast)', () => {
+  const spec = describeDenseNet(preset('digits-fast'));
+  assert.is(spec.stem.length, 1);
+  const conv0 = spec.stem[0] as ConvSpec;
+  assert.equal([conv0.kernel, conv0.stride, conv0.padding, conv0.inputHW, conv0.outputHW], [3, 2, 1, [28, 28], [14, 14]]);
+  assert.equal(spec.blocks.map((b) => b.hw), [[14, 14], [7, 7], [3, 3]]);
+  assert.equal(stemOutputHW('strided', 29, 27), [15, 14]);
 });
 
 test.run();

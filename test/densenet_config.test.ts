@@ -77,7 +77,7 @@ const cases: [string, Partial<DenseNetConfig> & Record<string, unknown>, string]
   ['dropRate 1', { dropRate: 1 }, 'dropRate must be in [0, 1), got 1'],
   ['dropRate negative', { dropRate: -0.1 }, 'dropRate must be in [0, 1), got -0.1'],
   ['weight decay', { weightDecay: -1e-4 }, 'weightDecay must be a finite number ≥ 0, got -0.0001'],
-  ['stem', { stem: 'resnet' as never }, `stem must be 'cifar' or 'imagenet', got "resnet"`],
+  ['stem', { stem: 'resnet' as never }, `stem must be 'cifar' or 'strided' or 'imagenet', got "resnet"`],
   ['input rank', { inputShape: [32, 32] as never }, 'inputShape must be [C, H, W] of positive integers, got [32,32]'],
   ['input fractional', { inputShape: [3, 16.5, 16] }, 'inputShape must be [C, H, W] of positive integers, got [3,16.5,16]'],
   ['classes 1', { classes: 1 }, 'classes must be an integer ≥ 2, or null for a feature extractor, got 1'],

@@ -33,7 +33,7 @@ for (const [name, expected] of Object.entries(PUBLISHED)) {
 function closedFormCount(c: DenseNetConfig): number {
   const k = c.growthRate;
   const w = c.bottleneckWidth * k;
-  let total = c.inputShape[0] * c.initialFeatures * (c.stem === 'cifar' ? 9 : 49) + (c.stem === 'imagenet' ? 2 * c.initialFeatures : 0);
+  let total = c.inputShape[0] * c.initialFeatures * (c.stem === 'imagenet' ? 49 : 9) + (c.stem === 'imagenet' ? 2 * c.initialFeatures : 0);
   let ch = c.initialFeatures;
   c.blocks.forEach((n, b) => {
     for (let l = 0; l < n; l++, ch += k) total += 2 * ch + (c.bottleneck ? ch * w + 2 * w + w * 9 * k : 9 * ch * k);

@@ -6,7 +6,7 @@
 //   parameters are `${name}.weight` etc. Modules torchvision has no name for (dropout, the global
 //   pool) get names here that own no parameters.
 // - Every 'bn' is followed by a ReLU (DenseNet has no BN without one), so there is no 'relu' kind:
-//   apply BN then ReLU. The cifar stem's conv0 is NOT followed by BN-ReLU.
+//   apply BN then ReLU. The cifar and strided stems' conv0 is NOT followed by BN-ReLU.
 // - Convs and the pool layers have no bias; only the classifier has one. Shapes are per image: the
 //   executor adds the batch (activations are [C, N, H, W]).
 // - Dense layer l of a block (index from 1) reads the block's channels [0, inChannels) and writes
@@ -134,8 +134,10 @@ export function describeDenseNet(c: DenseNetConfig): ArchitectureSpec {
 
   const stem: LayerSpec[] = [];
   let hw: HW = [inH, inW];
-  if (c.stem === 'cifar') {
-    stem.push(conv('features.conv0', inC, c.initialFeatures, 3, 1, 1, hw));
+  if (c.stem === 'cifar' || c.stem === 'strided') {
+    const conv0 = conv('features.conv0', inC, c.initialFeatures, 3, c.stem === 'strided' ? 2 : 1, 1, hw);
+    stem.push(conv0);
+    hw = copyHW(conv0.outputHW);
   } else {
     const conv0 = conv('features.conv0', inC, c.initialFeatures, 7, 2, 3, hw);
     const poolOut = stemOutputHW('imagenet', inH, inW);

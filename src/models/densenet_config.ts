@@ -1,13 +1,15 @@
 // The DenseNet / DenseNet-BC hyper-parameters, how to derive them from a paper-style depth, and
 // the checks that refuse a configuration before anything is built (each error says what to change).
 
-export type StemKind = 'cifar' | 'imagenet';
+export type StemKind = 'cifar' | 'strided' | 'imagenet';
 
 /**
  * What a DenseNet is. `describeDenseNet` (architecture.ts) turns it into the exact layer list.
  *
  * stem 'cifar': conv0 3×3 stride 1 pad 1 → initialFeatures, with NO BN-ReLU after it (the paper's
  *   CIFAR code; the first dense layer's norm1 follows directly).
+ * stem 'strided': conv0 3×3 stride 2 pad 1, no BN-ReLU after it; H, W ÷ 2. For small grayscale
+ *   images (28×28 digits): the first dense block runs at 14×14, a quarter of the work of 'cifar'.
  * stem 'imagenet': conv0 7×7/2 pad 3 → norm0 → relu0 → pool0 (3×3/2 pad 1 max pool); H, W ÷ 4.
  */
 export interface DenseNetConfig {
@@ -45,12 +47,13 @@ export class DenseNetConfigError extends Error {
   override name = 'DenseNetConfigError';
 }
 
-export const STEM_KINDS: readonly StemKind[] = ['cifar', 'imagenet'];
+export const STEM_KINDS: readonly StemKind[] = ['cifar', 'strided', 'imagenet'];
 
-/** Spatial size after the stem: cifar keeps it; imagenet's conv 7×7/2 p3 and max pool 3×3/2 p1 each map H → ⌊(H − 1)/2⌋ + 1. */
+/** Spatial size after the stem: cifar keeps it; strided's conv 3×3/2 p1, and each of imagenet's conv 7×7/2 p3 and max pool 3×3/2 p1, map H → ⌊(H − 1)/2⌋ + 1. */
 export function stemOutputHW(stem: StemKind, h: number, w: number): [number, number] {
   if (stem === 'cifar') return [h, w];
   const half = (x: number) => Math.floor((x - 1) / 2) + 1;
+  if (stem === 'strided') return [half(h), half(w)];
   return [half(half(h)), half(half(w))];
 }
 
@@ -215,7 +218,7 @@ export function validateConfig(c: DenseNetConfig): void {
   const [, h, w] = c.inputShape;
   const need = minimumInputSide(c.stem, transitions);
   if (h < need || w < need) {
-    const stemNote = c.stem === 'imagenet' ? 'the imagenet stem divides H and W by 4 and ' : '';
+    const stemNote = c.stem === 'imagenet' ? 'the imagenet stem divides H and W by 4 and ' : c.stem === 'strided' ? 'the strided stem halves H and W and ' : '';
     fail(`input ${h}×${w} is too small for ${c.blocks.length} blocks: ${stemNote}each of the ${transitions} transitions halves H and W; ` +
       `use H and W ≥ ${need}, or fewer blocks`);
   }

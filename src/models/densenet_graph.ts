@@ -130,7 +130,7 @@ class Builder {
     const first = this.arch.blocks[0];
     const target = this.blockInput(first.name, first.inChannels, first.outChannels, first.hw);
     const [conv0, norm0] = this.arch.stem as [ConvSpec, BatchNormSpec?];
-    if (this.arch.config.stem === 'cifar') {
+    if (!norm0) { // cifar and strided stems: one conv
       this.conv(conv0, input, target);
       return target;
     }

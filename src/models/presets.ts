@@ -34,6 +34,9 @@ const ALL: DenseNetConfig[] = [
   // MNIST digits [1, 28, 28]: 28 → 14 → 7 through the two transitions.
   denseNetConfig({ name: 'digits-tiny', blocks: [2, 2, 2], growthRate: 8, initialFeatures: 16, bottleneck: true, inputShape: [1, 28, 28], classes: 10 }),
   denseNetConfig({ name: 'digits-small', blocks: [4, 4, 4], growthRate: 12, initialFeatures: 24, bottleneck: true, inputShape: [1, 28, 28], classes: 10 }),
+  // The strided stem (3×3/2 conv) runs the first block at 14×14: a quarter of the work per layer.
+  denseNetConfig({ name: 'digits-fast', stem: 'strided', blocks: [3, 3, 3], growthRate: 8, initialFeatures: 16, bottleneck: true, inputShape: [1, 28, 28], classes: 10 }),
+  denseNetConfig({ name: 'digits-wide', stem: 'strided', blocks: [4, 4, 4], growthRate: 12, initialFeatures: 24, bottleneck: true, inputShape: [1, 28, 28], classes: 10 }),
 ];
 
 /** Every preset by name, validated and frozen (mutating one throws): use preset(name) for a mutable copy. */
