@@ -1,8 +1,11 @@
 // densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
 import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { runInfo } from './info.js';
-import { EVAL_FLAGS, runEval, runPredict, runTrain, TRAIN_FLAGS } from './train.js';
+import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
+import { EVAL_FLAGS, runEval, runTrain, TRAIN_FLAGS } from './train.js';
 import type { ParsedFlags } from './args.js';
+import { BENCH_TRAIN_FLAGS } from './bench_train_flags.js';
+import { BENCH_MEMORY_FLAGS } from './bench_memory_flags.js';
 
 interface Command {
   summary: string;
@@ -24,10 +27,21 @@ const commands: Record<string, Command> = {
     run: (flags) => runEval(flags as ParsedFlags),
   },
   predict: {
-    summary: 'top-5 classes of PNG/JPEG images with a checkpoint',
-    flags: EVAL_FLAGS.filter((f) => f.name !== 'data-dir' && f.name !== 'batch'),
+    summary: 'top-5 classes of PNG/JPEG images: --checkpoint (trained here) or --weights (torchvision ImageNet safetensors)',
+    flags: PREDICT_FLAGS,
     positional: 'IMAGE...',
-    run: (flags, positional) => runPredict(flags as ParsedFlags, positional),
+    run: (flags, positional, given) => runPredictDispatch(flags as ParsedFlags, positional, given),
+  },
+  features: {
+    summary: 'pooled DenseNet feature vectors of PNG/JPEG images (torchvision weights) to .npy or .json',
+    flags: FEATURES_FLAGS,
+    positional: 'IMAGE...',
+    run: (flags, positional) => runFeatures(flags as ParsedFlags, positional),
+  },
+  export: {
+    summary: 'write a checkpoint\'s weights as torchvision-named safetensors (PyTorch load_state_dict)',
+    flags: EXPORT_FLAGS,
+    run: (flags) => runExport(flags as ParsedFlags),
   },
   info: {
     summary: 'print the WebGPU adapter and run a GPU smoke check',
@@ -52,6 +66,22 @@ const commands: Record<string, Command> = {
     run: async (flags) => {
       const { runOpsBenchmarkCli } = await import('./bench_ops.js');
       await runOpsBenchmarkCli(flags);
+    },
+  },
+  'bench train': {
+    summary: 'training-step images/s: ours under each memory strategy vs tfjs-webgpu (same adapter) and tfjs cpu',
+    flags: [...ADAPTER_FLAGS, ...BENCH_TRAIN_FLAGS],
+    run: async (flags) => {
+      const { runTrainBenchmarkCli } = await import('./bench_train.js');
+      await runTrainBenchmarkCli(flags);
+    },
+  },
+  'bench memory': {
+    summary: 'peak GPU memory against depth per memory strategy (planned, measured, tfjs-webgpu), fits, deepest in 12 GB',
+    flags: [...ADAPTER_FLAGS, ...BENCH_MEMORY_FLAGS],
+    run: async (flags) => {
+      const { runMemoryBenchmarkCli } = await import('./bench_memory.js');
+      await runMemoryBenchmarkCli(flags);
     },
   },
 };
