@@ -70,14 +70,15 @@ test('the unpublished presets have the expected structure', () => {
   }
 });
 
-test('the default digits preset is a small BC model for [1, 28, 28] MNIST ending in 7×7 maps', () => {
+test('the default digits preset is a small, fast BC model for [1, 28, 28] MNIST with a strided stem', () => {
   assert.ok(Object.hasOwn(PRESETS, DEFAULT_DIGITS_PRESET));
   const c = preset(DEFAULT_DIGITS_PRESET);
-  assert.equal([c.inputShape, c.classes, c.bottleneck], [[1, 28, 28], 10, true]);
+  assert.equal([c.inputShape, c.classes, c.bottleneck, c.stem], [[1, 28, 28], 10, true, 'strided']);
   const params = countParameters(c);
-  assert.ok(params >= 50_000 && params <= 150_000, `${params} parameters`);
-  assert.ok(multiplyAdds(c) < 50e6, `${multiplyAdds(c)} multiply-adds per image`);
-  assert.equal(describeDenseNet(c).blocks.map((b) => b.hw), [[28, 28], [14, 14], [7, 7]]);
+  // Sized to reach >= 98% on the 2,000 held-out digits within 10 minutes on a 2-core CPU (README).
+  assert.ok(params >= 20_000 && params <= 150_000, `${params} parameters`);
+  assert.ok(multiplyAdds(c) < 10e6, `${multiplyAdds(c)} multiply-adds per image`);
+  assert.equal(describeDenseNet(c).blocks.map((b) => b.hw), [[14, 14], [7, 7], [3, 3]]);
 });
 
 test('preset() returns a copy, and an unknown name lists the presets', () => {

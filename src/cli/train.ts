@@ -15,7 +15,7 @@ import { CHECKPOINT_FORMAT, train, TrainingStopped } from '../train/trainer.js';
 import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 
 /** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR follows the paper. */
-export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 4, cifar10: 300, cifar100: 300 };
+export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 6, cifar10: 300, cifar100: 300 };
 
 export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'model', type: 'string', help: `preset name or a JSON config file`, default: DEFAULT_DIGITS_PRESET },

@@ -47,7 +47,7 @@ export const PRESETS: Record<string, DenseNetConfig> = Object.freeze(Object.from
 })));
 
 /** The default model of the built-in MNIST run. */
-export const DEFAULT_DIGITS_PRESET = 'digits-small';
+export const DEFAULT_DIGITS_PRESET = 'digits-fast';
 
 /** A copy of the named preset (so callers may change it); an unknown name lists the presets. */
 export function preset(name: string): DenseNetConfig {
