@@ -4,8 +4,6 @@ import { runInfo } from './info.js';
 import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
 import { EVAL_FLAGS, runEval, runTrain, TRAIN_FLAGS } from './train.js';
 import type { ParsedFlags } from './args.js';
-import { BENCH_TRAIN_FLAGS } from './bench_train_flags.js';
-import { BENCH_MEMORY_FLAGS } from './bench_memory_flags.js';
 
 interface Command {
   summary: string;
@@ -70,7 +68,14 @@ const commands: Record<string, Command> = {
   },
   'bench train': {
     summary: 'training-step images/s: ours under each memory strategy vs tfjs-webgpu (same adapter) and tfjs cpu',
-    flags: [...ADAPTER_FLAGS, ...BENCH_TRAIN_FLAGS],
+    flags: [...ADAPTER_FLAGS,
+      { name: 'json', type: 'string', help: 'also write { header, rows } as JSON to this file' },
+      { name: 'models', type: 'string', help: 'comma-separated presets (default densenet-bc-40-12,densenet-bc-100-12)' },
+      { name: 'batches', type: 'string', help: 'comma-separated batch sizes (default 16,64)' },
+      { name: 'impls', type: 'string', help: 'subset of ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu,tfjs-cpu' },
+      { name: 'steps', type: 'number', help: 'timed steps per configuration (default 3 on a software adapter, 10 otherwise)' },
+      { name: 'budget', type: 'number', help: 'seconds per configuration: a slower warm-up step is reported as not run', default: 120 },
+      { name: 'tfjs-memory-cap', type: 'number', help: "GB cap on tfjs-webgpu's buffer pool (default half the free memory on a software adapter)" }],
     run: async (flags) => {
       const { runTrainBenchmarkCli } = await import('./bench_train.js');
       await runTrainBenchmarkCli(flags);
@@ -78,10 +83,32 @@ const commands: Record<string, Command> = {
   },
   'bench memory': {
     summary: 'peak GPU memory against depth per memory strategy (planned, measured, tfjs-webgpu), fits, deepest in 12 GB',
-    flags: [...ADAPTER_FLAGS, ...BENCH_MEMORY_FLAGS],
+    flags: [...ADAPTER_FLAGS,
+      { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
+      { name: 'svg', type: 'string', help: 'plot peak memory against depth to this SVG file' },
+      { name: 'measure', type: 'boolean', help: 'also measure peaks by running one training step (ours and tfjs-webgpu) at every depth that fits the budget' },
+      { name: 'depths', type: 'string', help: 'comma-separated depths 6n+4 (default 40,64,100,136,172,208,250)' },
+      { name: 'batch', type: 'number', help: 'batch size', default: 64 },
+      { name: 'budget', type: 'number', help: 'seconds per measured configuration', default: 180 },
+      { name: 'tfjs-memory-cap', type: 'number', help: "GB cap on tfjs-webgpu's buffer pool (default half the free memory on a software adapter)" }],
     run: async (flags) => {
       const { runMemoryBenchmarkCli } = await import('./bench_memory.js');
       await runMemoryBenchmarkCli(flags);
+    },
+  },
+  'bench inference': {
+    summary: 'DenseNet-121 inference at batch 1 and 8, ours against tfjs-webgpu on the same adapter (images/s)',
+    flags: [...ADAPTER_FLAGS,
+      { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
+      { name: 'batches', type: 'string', help: 'comma-separated batch sizes', default: '1,8' },
+      { name: 'model', type: 'string', help: 'preset name', default: 'densenet121' },
+      { name: 'reps', type: 'number', help: 'timed repetitions per side and batch (few: slow on software adapters)', default: 2 },
+      { name: 'warmup', type: 'number', help: 'untimed runs per side and batch first', default: 1 },
+      { name: 'memory', type: 'string', help: 'our memory strategy: naive, shared, recompute or fused', default: 'fused' },
+      { name: 'ours-only', type: 'boolean', help: 'skip TensorFlow.js' }],
+    run: async (flags) => {
+      const { runInferenceBenchmarkCli } = await import('../../bench/inference.js');
+      await runInferenceBenchmarkCli(flags);
     },
   },
 };
