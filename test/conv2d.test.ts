@@ -9,9 +9,9 @@ import type { ArenaBuffer } from '../src/gpu/arena.js';
 import type { Gpu } from '../src/gpu/device.js';
 import type { Launch } from '../src/gpu/program.js';
 import {
-  affineReluReference, conv2dBackwardFilter, conv2dBackwardFilterReference, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput,
-  conv2dBackwardInputReference, conv2dForward, conv2dNaiveForward, conv2dOutputSize, conv2dReference, CONV_TILES, type Conv2dParams,
-  type ConvTile,
+  affineReluReference, chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterReference, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput,
+  conv2dBackwardInputReference, conv2dForward, conv2dNaiveForward, conv2dOutputSize, conv2dReference, CONV_TILES, DEFAULT_CONV_TILE,
+  DEFAULT_FILTER_TILE, type Conv2dParams, type ConvTile,
 } from '../src/kernels/conv2d.js';
 import { channelSlice, ShapeError, tensor } from '../src/kernels/tensor.js';
 import { assertClose, closeTestGpu, randomArray, testGpu, type Tolerance } from './helpers.js';
@@ -39,8 +39,8 @@ const CASES: Case[] = [
   { name: '1×1 stride 2', Cin: 6, Cout: 5, N: 2, H: 7, W: 8, KH: 1, KW: 1, params: { stride: 2 } },
 ];
 /** undefined = the default chosen for the shape. */
-const GEMM_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.tall, CONV_TILES.wide, CONV_TILES.single];
-const FILTER_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.filter1x1, CONV_TILES.split, CONV_TILES.single];
+const GEMM_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.default, CONV_TILES.tall, CONV_TILES.wide, CONV_TILES.single];
+const FILTER_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.filter, CONV_TILES.small, CONV_TILES.split];
 
 function shapes(c: Case) {
   const [Ho, Wo] = conv2dOutputSize(c.H, c.W, c.KH, c.KW, c.params);
@@ -234,6 +234,23 @@ test('the naive oracle agrees with the fast path', async () => {
     assertClose(yFast, yNaive, tol, `${c.name}: fast vs naive`);
     free(gpu, xb, wb, fast, naive);
   }
+});
+
+test('the default tiles are the documented ones for the benchmark shapes and fit other shapes', () => {
+  const x = [48, 16, 32, 32];
+  const w = [12, 48, 3, 3];
+  assert.equal(chooseConvTile('forward', x, w, { padding: 1 }), DEFAULT_CONV_TILE);
+  assert.equal(chooseConvTile('backwardFilter', x, w, { padding: 1 }), DEFAULT_FILTER_TILE);
+  // Backward-input of that conv: M = 48 input channels.
+  assert.equal(chooseConvTile('backwardInput', x, w, { padding: 1 }), { ...DEFAULT_CONV_TILE, rows: 12 });
+  // 1×1 stride 1: the plain GEMM over N·H·W pixels, 8 per thread; 48 output rows.
+  assert.equal(chooseConvTile('forward', [120, 16, 32, 32], [48, 120, 1, 1]), { rows: 12, cols: 8, workgroupSize: 32, unroll: 1 });
+  // 7×7 maps: a thread takes a whole row; 13 channels: 8-row tiles waste the fewest (3).
+  assert.equal(chooseConvTile('forward', [13, 3, 7, 7], [13, 13, 3, 3], { padding: 1 }), { rows: 8, cols: 7, workgroupSize: 32, unroll: 1 });
+  // Rows of 28 with at most 14 pixels per thread (8 rows × 14 ≤ 112 accumulators).
+  assert.equal(chooseConvTile('forward', [128, 4, 28, 28], [32, 128, 3, 3], { padding: 1 }), { rows: 8, cols: 14, workgroupSize: 32, unroll: 1 });
+  // Backward-filter 1×1 48 ← 120: 24 output channels × 4 input channels per thread.
+  assert.equal(chooseConvTile('backwardFilter', [120, 16, 32, 32], [48, 120, 1, 1]), { rows: 24, cols: 4, workgroupSize: 8, unroll: 1 });
 });
 
 test('shape, slice and tile errors are thrown before anything is compiled or allocated', async () => {

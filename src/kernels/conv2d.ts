@@ -1,15 +1,18 @@
 // 2-D convolution (no bias) over channel-major activations: forward, gradient w.r.t. the input and
 // gradient w.r.t. the weights, with an optional BN→ReLU transform fused into the input load.
 // Layouts: x [Cin, N, H, W] (may be a channel prefix of a dense block's buffer), w [Cout, Cin, KH, KW]
-// (PyTorch OIHW), y [Cout, N, Ho, Wo] (may be a channel slice of a larger buffer).
+// (PyTorch OIHW), y [Cout, N, Ho, Wo] (may be a channel slice of a larger buffer, even of the
+// buffer x is in).
 //
-// Every conv is an implicit GEMM with K = Cin·KH·KW (a 1×1 stride-1 conv is the plain GEMM
-// Y[Cout × NHW] = W[Cout × Cin] · X[Cin × NHW]: its tap loop is one iteration with no bounds
-// checks); each thread computes a register tile of outputs; see conv2d_wgsl.ts for why there is
-// no workgroup memory. No workspace is used: backward-filter reduces over N·Ho·Wo inside each
-// thread, its parallelism coming from the Cout × Cin·KH·KW outputs (no split-K, one launch).
-// Every function returns Launch[] (today always one launch) so that a split-K variant needing a
-// second reduction launch could be added without changing callers.
+// Every conv is an implicit GEMM with K = Cin·KH·KW, each thread computing a register tile of
+// outputs (conv2d_wgsl.ts says why there is no workgroup memory); a 1×1 stride-1 unpadded conv
+// is the plain GEMM Y[Cout × NHW] = W[Cout × Cin] · X[Cin × NHW]. Tiles: conv2d_tiles.ts.
+//
+// Backward-filter reduces over N·Ho·Wo inside each thread; its parallelism comes from the
+// Cout × Cin·KH outputs. A tile with `splits` > 1 adds split-K over the output rows: partial sums
+// go to a caller-owned workspace (conv2dBackwardFilterWorkspaceElements says how big) and a second
+// launch sums them, so every function returns Launch[]. Nothing here allocates beyond the
+// uniform buffers each Launch owns (freed by its destroy()).
 //
 // inputTransform: x' = max(x·scale[c] + shift[c], 0) is applied while loading x in forward and
 // recomputed in backward-filter; padding is zero in x' space. backward-input returns ∂L/∂x' (the
@@ -22,7 +25,12 @@ import {
   FILTER_GRAD_UNIFORMS, filterGradBody, NAIVE_UNIFORMS, naiveConvBody, ROW_CONV_UNIFORMS, rowConvBody, SPLIT_SUM_UNIFORMS, splitSumBody,
   STRIDED_BACKWARD_INPUT_UNIFORMS, stridedBackwardInputBody, type OperandNames,
 } from './conv2d_wgsl.js';
+import {
+  checkTile, chooseTile, CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, FILTER_ACCUMULATORS, isPlainGemm, type ConvGeometry, type ConvTile,
+} from './conv2d_tiles.js';
 import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
+
+export { CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, type ConvTile };
 
 export {
   affineReluReference, conv2dBackwardFilterReference, conv2dBackwardInputReference, conv2dOutputSize, conv2dReference,
@@ -32,63 +40,8 @@ export {
 /** Optional per-input-channel BN→ReLU applied while loading x: x' = max(x·scale[c] + shift[c], 0). */
 export interface InputAffineRelu { scale: TensorRef; shift: TensorRef }
 
-/**
- * A register tile: each thread computes `rows` × `cols` outputs, `workgroupSize` threads per
- * workgroup. Forward and backward-input: rows are output channels (forward) or input channels
- * (backward-input), cols consecutive pixels of one image row. Backward-filter: rows are output
- * channels, cols input channels, each with all KH·KW taps (rows·cols·KH·KW accumulators).
- * Accumulators live in registers (on lavapipe each is a 256-bit register across 8 lanes; the
- * CPU has 32), so large tiles spill.
- */
-export interface ConvTile {
-  rows: number;
-  cols: number;
-  workgroupSize: number;
-  /** Iterations of the inner loop (channels; backward-filter: pixels) per loop trip; default by kernel size. */
-  unroll?: number;
-  /** Backward-filter only: split the N·Ho output rows into this many partial sums (needs a workspace). Default 1. */
-  splits?: number;
-}
-
-/**
- * Forward / backward-input default (cols is narrowed to fit the image width, see chooseTile).
- * Measured on lavapipe (2 cores), conv 3×3 N16 32² 48→12: rows×cols 4×4 ~4.0 GFLOP/s, 4×8 ~5.7–6.9,
- * 3×8 ~7.4, 6×8 ~6.2, 12×4 ~2.6; conv 1×1 120→48 4×8 (unroll 2) ~5.9.
- */
-export const DEFAULT_CONV_TILE: Readonly<ConvTile> = { rows: 4, cols: 8, workgroupSize: 32 };
-/** Backward-filter default for KH·KW > 1 (3×3: ~12 GFLOP/s; 4×1 per thread = 36 accumulators). */
-export const DEFAULT_FILTER_TILE: Readonly<ConvTile> = { rows: 4, cols: 1, workgroupSize: 16, unroll: 2 };
-/** Backward-filter default for 1×1 (~3.7 GFLOP/s for 120→48). */
-export const DEFAULT_FILTER_TILE_1X1: Readonly<ConvTile> = { rows: 8, cols: 4, workgroupSize: 8, unroll: 4 };
-/** Alternatives, each exercised by the tests. */
-export const CONV_TILES: Readonly<Record<string, Readonly<ConvTile>>> = {
-  default: DEFAULT_CONV_TILE,
-  filter: DEFAULT_FILTER_TILE,
-  filter1x1: DEFAULT_FILTER_TILE_1X1,
-  tall: { rows: 6, cols: 2, workgroupSize: 32, unroll: 3 },
-  wide: { rows: 2, cols: 5, workgroupSize: 16, unroll: 1 },
-  single: { rows: 1, cols: 1, workgroupSize: 64, unroll: 2 },
-  split: { rows: 2, cols: 2, workgroupSize: 8, splits: 3 },
-};
-
-/** Pixels per thread along an image row of width w: the largest of 8..4 that wastes the fewest lanes. */
-function colsFor(w: number): number {
-  if (w <= 8) return w;
-  let best = 8;
-  for (const c of [8, 7, 6, 5, 4]) if (Math.ceil(w / c) * c - w < Math.ceil(w / best) * best - w) best = c;
-  return best;
-}
-
-/** The tile used when the caller gives none. */
-function chooseTile(kind: 'gemm' | 'filter', g: Geometry, outWidth: number): ConvTile {
-  const taps = g.KH * g.KW;
-  if (kind === 'filter') return taps === 1 ? DEFAULT_FILTER_TILE_1X1 : DEFAULT_FILTER_TILE;
-  return { ...DEFAULT_CONV_TILE, cols: colsFor(outWidth), unroll: taps === 1 ? 2 : 1 };
-}
-
-interface Geometry {
-  Cin: number; Cout: number; N: number; H: number; W: number; KH: number; KW: number; Ho: number; Wo: number;
-  sh: number; sw: number; ph: number; pw: number;
+interface Geometry extends ConvGeometry {
+  Cin: number; Cout: number; N: number; H: number; W: number; Ho: number; Wo: number;
 }
 
 function checkParams(op: string, params: Conv2dParams): { stride: [number, number]; padding: [number, number] } {
@@ -113,17 +66,6 @@ function geometry(
   }
   expectShape(op, out.name, out.ref, [Cout, N, Ho, Wo]);
   return { Cin, Cout, N, H, W, KH, KW, Ho, Wo, sh, sw, ph, pw };
-}
-
-function checkTile(gpu: Gpu, op: string, tile: ConvTile): void {
-  const { rows, cols, workgroupSize, unroll = 1, splits = 1 } = tile;
-  const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
-  const ok = [rows, cols, workgroupSize, unroll, splits].every((v) => Number.isInteger(v) && v >= 1) &&
-    rows * cols <= 64 && unroll <= 16 && workgroupSize <= maxThreads;
-  if (!ok) {
-    throw new ShapeError(`${op}: tile ${JSON.stringify(tile)} is invalid (whole numbers >= 1, rows·cols <= 64, unroll <= 16, ` +
-      `workgroupSize <= ${maxThreads})`);
-  }
 }
 
 function checkTransform(op: string, t: InputAffineRelu | undefined, Cin: number): void {
@@ -198,6 +140,22 @@ function transformOperands(t: InputAffineRelu | undefined): Operand[] {
 
 const uniformsOf = (names: readonly string[]) => names.map((name) => ({ name, type: 'u32' as const }));
 
+/**
+ * The tile a kernel uses when the caller passes none (shapes as the kernel takes them: x [Cin, N, H, W],
+ * w [Cout, Cin, KH, KW]). For benchmarks and reports; no checks.
+ */
+export function chooseConvTile(
+  kernel: 'forward' | 'backwardInput' | 'backwardFilter', xShape: readonly number[], wShape: readonly number[], params: Conv2dParams = {},
+): ConvTile {
+  const { stride: [sh, sw], padding: [ph, pw] } = normalizeConvParams(params);
+  const [Cout, Cin, KH, KW] = wShape;
+  const g = { KH, KW, sh, sw, ph, pw };
+  const [, Wo] = conv2dOutputSize(xShape[2], xShape[3], KH, KW, params);
+  if (kernel === 'forward') return chooseTile('gemm', g, Cout, Wo);
+  if (kernel === 'backwardInput') return chooseTile('gemm', g, Cin, xShape[3]);
+  return chooseTile('filter', g, Cout, Wo);
+}
+
 /** y = conv2d(x', w) with x' = x or the fused BN→ReLU of x. */
 export async function conv2dForward(
   gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile } & Conv2dParams,
@@ -205,7 +163,7 @@ export async function conv2dForward(
   const op = 'conv2d';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
   checkTransform(op, t.inputTransform, g.Cin);
-  const tile = t.tile ?? chooseTile('gemm', g, g.Wo);
+  const tile = t.tile ?? chooseTile('gemm', g, g.Cout, g.Wo);
   checkTile(gpu, op, tile);
   const bound = bindOperands(gpu, op, { role: 'dst', name: 'y', ref: t.y },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
@@ -221,7 +179,7 @@ export async function conv2dBackwardInput(
 ): Promise<Launch[]> {
   const op = 'conv2d.backwardInput';
   const g = geometry(op, { name: 'dx', ref: t.dx }, { name: 'w', ref: t.w }, { name: 'dy', ref: t.dy }, t);
-  const tile = t.tile ?? chooseTile('gemm', g, g.W);
+  const tile = t.tile ?? chooseTile('gemm', g, g.Cin, g.W);
   checkTile(gpu, op, tile);
   const accumulate = t.accumulate ?? false;
   const bound = bindOperands(gpu, op, { role: 'dst', name: 'dx', ref: t.dx },
@@ -247,16 +205,11 @@ export async function conv2dBackwardInput(
   }, blocks)];
 }
 
-/** Channels per channel-loop iteration when the tile does not say: loop overhead matters when there are few taps. */
-function defaultUnroll(KK: number): number {
-  return KK === 1 ? 4 : KK <= 4 ? 2 : 1;
-}
-
 async function rowConvLaunch(
   gpu: Gpu, op: string, mode: 'forward' | 'backwardInput', g: Geometry, tile: ConvTile, transform: boolean, accumulate: boolean,
   bound: BoundOperands, sizes: Record<'M' | 'C' | 'srcH' | 'srcW' | 'dstH' | 'dstW' | 'N' | 'mStride' | 'cStride', number>,
 ): Promise<Launch> {
-  const unroll = tile.unroll ?? defaultUnroll(g.KH * g.KW);
+  const unroll = tile.unroll ?? 1;
   const spec = {
     mode, kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw,
     rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize, unroll, transform, accumulate,
@@ -265,7 +218,14 @@ async function rowConvLaunch(
     name: op, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
     body: rowConvBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(ROW_CONV_UNIFORMS),
   });
-  const { M, C, srcH, srcW, dstH, dstW, N, mStride, cStride } = sizes;
+  let { srcH, srcW, dstH, dstW, N } = sizes;
+  const { M, C, mStride, cStride } = sizes;
+  if (isPlainGemm(g)) {
+    // 1×1, stride 1, no padding: the plain GEMM over the N·H·W pixels as one row, so a thread's
+    // pixels may run across image rows and no lane idles at the end of a short row.
+    [N, srcH, dstH] = [1, 1, 1];
+    srcW = dstW = sizes.N * sizes.dstH * sizes.dstW;
+  }
   const owBlocks = Math.ceil(dstW / tile.cols);
   const items = N * dstH * owBlocks;
   const mBlocks = Math.ceil(M / tile.rows);
@@ -299,7 +259,7 @@ export async function conv2dBackwardFilter(
   const op = 'conv2d.backwardFilter';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'dw', ref: t.dw }, { name: 'dy', ref: t.dy }, t);
   checkTransform(op, t.inputTransform, g.Cin);
-  const tile = t.tile ?? chooseTile('filter', g, g.Wo);
+  const tile = t.tile ?? chooseTile('filter', g, g.Cout, g.Wo);
   checkTile(gpu, op, tile);
   const rows = g.N * g.Ho;
   const splits = Math.min(tile.splits ?? 1, Math.max(rows, 1));
@@ -316,8 +276,9 @@ export async function conv2dBackwardFilter(
   }
   const bound = bindOperands(gpu, op, { role: 'dst', name: splits > 1 ? 'workspace' : 'dw', ref: target },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'dy', name: 'dy', ref: t.dy }, ...transformOperands(t.inputTransform)]);
-  // Accumulators per thread: rows·cols·kernelRows·KW; keep them near 48 (LLVM spills and compiles slowly beyond).
-  const kernelRows = Math.max(1, Math.min(g.KH, Math.floor(FILTER_ACCUMULATORS / (tile.rows * tile.cols * g.KW))));
+  // Accumulators per thread: rows·cols·kernelRows·KW; the 7×7 stem spreads its kernel rows over workgroups.
+  const maxKernelRows = Math.max(1, Math.floor(FILTER_ACCUMULATORS / (tile.rows * tile.cols * g.KW)));
+  const kernelRows = Array.from({ length: Math.min(g.KH, maxKernelRows) }, (_, i) => Math.min(g.KH, maxKernelRows) - i).find((r) => g.KH % r === 0)!;
   const spec = {
     kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize,
     kernelRows, unroll: tile.unroll ?? (g.KH * g.KW === 1 ? 4 : 2), transform: !!t.inputTransform,
@@ -349,7 +310,6 @@ export async function conv2dBackwardFilter(
 }
 
 const SPLIT_SUM_WORKGROUP = 64;
-const FILTER_ACCUMULATORS = 48;
 const NAIVE_WORKGROUP = 64;
 
 /** Direct convolution, one output per thread: a debugging oracle kept behind the fast path. */
