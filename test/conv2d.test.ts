@@ -143,13 +143,18 @@ test('channel slices: x a prefix of a larger buffer, y/dx/dw written at offsets,
     yExpected.set(conv2dReference(xs, s.x, w, s.w, c.params), y.offset);
     assertClose(yGot, yExpected, tol, `forward into channels [4, 9) of 11, ${what}`);
 
-    await gpu.run([]); // dx accumulates twice (once per tile): restore it first
+    const dxRef = conv2dBackwardInputReference(dys, w, s.w, s.x, c.params);
+    gpu.write(dxb, dxInit); // restore dx: it is written once per tile
+    const dxWritten = await runAndRead(gpu, await conv2dBackwardInput(gpu, { dy, w: tensor(wb, s.w), dx, tile, ...c.params }), dxb);
+    const dxWrittenExpected = Float64Array.from(dxInit);
+    dxWrittenExpected.set(dxRef, dx.offset);
+    assertClose(dxWritten, dxWrittenExpected, tol, `backward-input written (=) into channels [3, 16) of 20, ${what}`);
+
     gpu.write(dxb, dxInit);
     const dxGot = await runAndRead(gpu, await conv2dBackwardInput(gpu, { dy, w: tensor(wb, s.w), dx, accumulate: true, tile, ...c.params }), dxb);
     const dxExpected = Float64Array.from(dxInit);
-    const dxRef = conv2dBackwardInputReference(dys, w, s.w, s.x, c.params);
     for (let i = 0; i < dxRef.length; i++) dxExpected[dx.offset + i] += dxRef[i];
-    assertClose(dxGot, dxExpected, tol, `backward-input accumulated into channels [3, 16) of 20, ${what}`);
+    assertClose(dxGot, dxExpected, tol, `backward-input accumulated (+=) into channels [3, 16) of 20, ${what}`);
   }
   const dwGot = await runAndRead(gpu, await conv2dBackwardFilter(gpu, { x, dy, dw, ...c.params }), dwb);
   const dwExpected = Float64Array.from(dwInit);
