@@ -161,16 +161,19 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
       if (session) sides.push([oursRun, row.oursSamples, 'oursError']);
       if (tfjsModel) sides.push([tfjsRun, row.tfjsSamples, 'tfjsError']);
       for (let r = -warmup; r < reps; r++) {
+        const last: Record<string, string> = { oursError: '—', tfjsError: '—' };
         for (const [run, samples, error] of sides) {
           if (row[error] !== undefined) continue;
           try {
             const ms = await run();
             if (r >= 0) samples.push(ms);
+            last[error] = ms.toFixed(0);
           } catch (e) {
             row[error] = errorText(e);
           }
         }
-        log(`  batch ${batch}: ${r < 0 ? 'warm-up' : `rep ${r + 1}/${reps}`}: ours ${row.oursSamples.at(-1)?.toFixed(0) ?? '—'} ms, tfjs ${row.tfjsSamples.at(-1)?.toFixed(0) ?? '—'} ms`);
+        // The first run also pays for compiling shaders the driver builds lazily (tfjs compiles its own then too).
+        log(`  batch ${batch}: ${r < 0 ? 'warm-up' : `rep ${r + 1}/${reps}`}: ours ${last.oursError} ms, tfjs ${last.tfjsError} ms`);
       }
       if (session) {
         row.oursPeakBytes = gpu.arena.peakBytes;
