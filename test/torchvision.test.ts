@@ -374,6 +374,13 @@ test('predict and features on image files: batched with a short last batch, equa
   assert.equal(read.shape, [3, 16]);
   assert.equal([...read.data], [...features.features]);
   assert.match(lines.join('\n'), /3 images in [\d.]+ s: [\d.]+ images\/s .*peak GPU memory [\d.]+ MiB/);
+  const jsonOut = join(dir, 'features.json');
+  await runFeatures({ weights: weightsFile, model: configFile, out: jsonOut, batch: 3 }, files, () => {}, gpu);
+  const parsed = JSON.parse(await readFile(jsonOut, 'utf8')) as { shape: number[]; images: { file: string; features: number[] }[] };
+  assert.equal(parsed.shape, [3, 16]);
+  assert.equal(parsed.images.map((r) => r.file), files);
+  assert.equal(parsed.images[2].features, [...features.features.subarray(32, 48)]);
+  await expectRejection(runFeatures({ weights: weightsFile, out: join(dir, 'f.txt'), batch: 8 }, files, () => {}, gpu), UsageError, 'must end in .npy or .json');
 
   const model = DenseNetModel.create(gpu, CONFIG, 0);
   const exported = join(dir, 'with-config.safetensors');
