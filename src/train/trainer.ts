@@ -4,10 +4,11 @@
 // atomically. A resumed run continues bit for bit: weights, running statistics, optimizer state,
 // step count (dropout seeds), data order and augmentation RNG all come from the checkpoint.
 
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { openDevice, type Gpu, type OpenDeviceOptions } from '../gpu/device.js';
-import { describeDenseNet, preset, type DenseNetConfig } from '../models/index.js';
+import { denseNetConfig, describeDenseNet, preset, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession, TrainingSession } from '../models/session.js';
 import { BatchStream, type DatasetSplit } from './data/dataset.js';
@@ -45,8 +46,29 @@ export class TrainingStopped extends Error {
 }
 
 /** The model config for a preset and dataset: the dataset fixes the classes; the input shape must match. */
+/**
+ * A preset by name, or a JSON file of DenseNetConfig fields (any subset denseNetConfig accepts,
+ * e.g. {"name": "my-bc", "depth": 40, "growthRate": 12, "bottleneck": true}).
+ */
+export function baseModelConfig(model: string): DenseNetConfig {
+  if (!model.endsWith('.json')) return preset(model);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(model, 'utf8'));
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new OptionsError(`train: model config ${model}: ${reason}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OptionsError(`train: model config ${model} must hold a JSON object of DenseNet settings`);
+  try {
+    return denseNetConfig({ name: basename(model, '.json'), ...(parsed as Partial<DenseNetConfig>) });
+  } catch (e) {
+    throw new OptionsError(`train: model config ${model}: ${(e as Error).message}`);
+  }
+}
+
 export function modelConfigFor(o: TrainOptions, data: DatasetSplit): DenseNetConfig {
-  const config = preset(o.model);
+  const config = baseModelConfig(o.model);
   const shape = data.train.shape;
   if (config.inputShape.join() !== shape.join()) {
     throw new OptionsError(`train: model "${o.model}" takes images of [${config.inputShape.join(', ')}] but ${o.dataset} images are ` +
