@@ -10,14 +10,11 @@ import { DatasetError } from '../train/data/dataset.js';
 import { ImageError } from '../train/images.js';
 import { MetricsError } from '../train/metrics.js';
 import { OptionsError } from '../train/options.js';
+import { SafetensorsError } from '../io/safetensors.js';
+import { WeightsError } from '../io/torchvision.js';
 import { UsageError } from './args.js';
 
-const USER_ERRORS = [UsageError, OptionsError, DatasetError, CheckpointError, ImageError, MetricsError, DenseNetConfigError, GraphError, ShapeError];
-
-/** Error classes of other modules (e.g. weight files) register here so the CLI prints them plainly. */
-export function registerUserError(kind: new (...args: never[]) => Error): void {
-  USER_ERRORS.push(kind as never);
-}
+const USER_ERRORS = [UsageError, OptionsError, DatasetError, CheckpointError, ImageError, MetricsError, DenseNetConfigError, GraphError, ShapeError, SafetensorsError, WeightsError];
 
 export function isUserError(e: unknown): boolean {
   // Messages that start with "gpu:" come from device acquisition and limits: the user's machine.

@@ -1,5 +1,6 @@
 // densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
 import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { reportError } from './errors.js';
 import { runInfo } from './info.js';
 import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
 import { EVAL_FLAGS, runEval, runTrain, TRAIN_FLAGS } from './train.js';
@@ -114,8 +115,5 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
-  (error: Error) => {
-    console.error(error instanceof UsageError ? `densenet-wgsl: ${error.message}` : `densenet-wgsl: ${error.stack ?? error.message}`);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
-  },
+  (error: unknown) => { process.exitCode = reportError(error); },
 );
