@@ -276,16 +276,22 @@ export async function conv2dBackwardFilter(
   }
   const bound = bindOperands(gpu, op, { role: 'dst', name: splits > 1 ? 'workspace' : 'dw', ref: target },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'dy', name: 'dy', ref: t.dy }, ...transformOperands(t.inputTransform)]);
-  // Accumulators per thread: rows·cols·kernelRows·KW; the 7×7 stem spreads its kernel rows over workgroups.
-  const maxKernelRows = Math.max(1, Math.floor(FILTER_ACCUMULATORS / (tile.rows * tile.cols * g.KW)));
-  const kernelRows = Array.from({ length: Math.min(g.KH, maxKernelRows) }, (_, i) => Math.min(g.KH, maxKernelRows) - i).find((r) => g.KH % r === 0)!;
+  // Accumulators per thread: rows·cols·kernelRows·KW. Large kernels (the 7×7 stem) spread their
+  // kernel rows over workgroups: kernelRows is the largest divisor of KH that keeps within budget.
+  let kernelRows = Math.max(1, Math.min(g.KH, Math.floor(FILTER_ACCUMULATORS / (tile.rows * tile.cols * g.KW))));
+  while (g.KH % kernelRows !== 0) kernelRows--;
   const spec = {
     kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize,
-    kernelRows, unroll: tile.unroll ?? (g.KH * g.KW === 1 ? 4 : 2), transform: !!t.inputTransform,
+    kernelRows, unroll: tile.unroll ?? 1, transform: !!t.inputTransform,
   };
   const program = await gpu.compile({
     name: op, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
     body: filterGradBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(FILTER_GRAD_UNIFORMS),
+  });
+  const sum = splits > 1 ? bindOperands(gpu, `${op}.splitSum`, { role: 'dst', name: 'dw', ref: t.dw }, [{ role: 'src', name: 'workspace', ref: target }]) : undefined;
+  const sumProgram = sum && await gpu.compile({
+    name: `${op}.splitSum`, key: `alias=${sum.aliasKey}`, workgroupSize: [SPLIT_SUM_WORKGROUP],
+    body: splitSumBody(sum.names), bindings: sum.bindings, uniforms: uniformsOf(SPLIT_SUM_UNIFORMS),
   });
   const coBlocks = Math.ceil(g.Cout / tile.rows);
   const khBlocks = Math.ceil(g.KH / kernelRows);
@@ -297,12 +303,7 @@ export async function conv2dBackwardFilter(
     rowsPerSplit: Math.ceil(rows / splits), splitStride: splits > 1 ? dwSize : 0,
     xOffset: o.src, dyOffset: o.dy, dwOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
   }, blocks)];
-  if (splits > 1) {
-    const sum = bindOperands(gpu, `${op}.splitSum`, { role: 'dst', name: 'dw', ref: t.dw }, [{ role: 'src', name: 'workspace', ref: target }]);
-    const sumProgram = await gpu.compile({
-      name: `${op}.splitSum`, key: `alias=${sum.aliasKey}`, workgroupSize: [SPLIT_SUM_WORKGROUP],
-      body: splitSumBody(sum.names), bindings: sum.bindings, uniforms: uniformsOf(SPLIT_SUM_UNIFORMS),
-    });
+  if (sum && sumProgram) {
     launches.push(gpu.launch(sumProgram, sum.buffers, { count: dwSize, splits, srcOffset: sum.offsets.src, dstOffset: sum.offsets.dst },
       Math.ceil(dwSize / SPLIT_SUM_WORKGROUP)));
   }
