@@ -74,6 +74,20 @@ test('a gradient that reaches a value twice is summed; a partial first contribut
   gpu.arena.free(xBuf);
 });
 
+test('an op whose bindings WebGPU refuses is reported when the executable is built, naming the op', async () => {
+  const gpu = await testGpu();
+  const g = new Graph();
+  const s = g.storage('s', 300, 'activations', true);
+  const a = g.view(s, 'a', [200], 0);
+  const b = g.view(s, 'b', [200], 100); // overlaps a: two writable bindings over the same bytes
+  copyInto(g, 'overlapping.copy', a, b);
+  await Executable.create(gpu, g, 'test').then(
+    () => assert.unreachable('overlapping bindings must be refused'),
+    (e: Error) => assert.match(e.message, /op "overlapping\.copy" cannot be recorded/),
+  );
+  assert.is(gpu.arena.liveBytes, 0, 'nothing is left allocated');
+});
+
 test('backward has a bounded number of ops per forward op (one reverse walk, no per-path re-walk)', () => {
   for (const strategy of MEMORY_STRATEGIES) {
     const small = planDenseNetMemory(preset('densenet-bc-100-12'), { batch: 2, strategy, training: true });

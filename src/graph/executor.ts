@@ -36,6 +36,7 @@ export class Executable {
         const reason = (built[failed] as PromiseRejectedResult).reason as Error;
         throw new GraphError(`graph: op "${graph.ops[failed].name}" could not be built: ${reason.message}`);
       }
+      await validateEncoding(gpu, graph, opLaunches);
       return new Executable(gpu, graph, plan, pools, opLaunches);
     } catch (e) {
       for (const launches of opLaunches) launches.forEach((l) => l.destroy());
@@ -87,6 +88,26 @@ export class Executable {
     for (const p of this.pools.values()) this.gpu.arena.free(p);
     this.pools.clear();
   }
+}
+
+/**
+ * Encodes each op's launches once, in its own error scope, without submitting: a binding that
+ * WebGPU refuses (e.g. overlapping writable ranges) is reported here, naming the op, instead of
+ * surfacing later as a silently skipped step.
+ */
+async function validateEncoding(gpu: Gpu, graph: Graph, opLaunches: Launch[][]): Promise<void> {
+  const checks = opLaunches.map((launches) => {
+    gpu.device.pushErrorScope('validation');
+    const encoder = gpu.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const l of launches) l.encode(pass);
+    pass.end();
+    encoder.finish();
+    return gpu.device.popErrorScope();
+  });
+  const errors = await Promise.all(checks);
+  const failed = errors.findIndex((e) => e !== null);
+  if (failed >= 0) throw new GraphError(`graph: op "${graph.ops[failed].name}" cannot be recorded: ${errors[failed]!.message}`);
 }
 
 function refFor(plan: MemoryPlan, pools: Map<MemoryCategory, ArenaBuffer>, v: Value): TensorRef {
