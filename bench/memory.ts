@@ -191,8 +191,8 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
             if (m.byCategory) row.measuredByCategory = m.byCategory;
             if (m.lowerBound) {
               row.measuredIsLowerBound = true;
+              // Stopped early, so cheap: deeper networks are still measured (each against the cap itself).
               row.measureNote = `stopped at the ${(memoryCap / 1e9).toFixed(1)} GB cap: the peak is at least this`;
-              stop = `not run: a shallower network already passed the memory cap`;
             } else if (m.stepMs > budgetMs) {
               stop = `not run: the step at depth ${depth} took ${(m.stepMs / 1000).toFixed(0)} s, over the ${(budgetMs / 1000).toFixed(0)} s budget`;
             }

@@ -55,7 +55,7 @@ export interface TrainBenchmarkOptions {
   device?: OpenDeviceOptions;
 }
 
-export interface LossAgreement { model: string; batch: number; steps: number; maxRelDiff: number }
+export interface LossAgreement { model: string; batch: number; steps: number; maxRelDiff: number; perStep: number[] }
 export interface TrainBenchmarkResult { header: TrainHeader; rows: TrainRow[]; lossAgreement: LossAgreement[] }
 
 /** This project's version (package.json next to dist/ or two levels up from a test bundle) and git commit, where found. */
@@ -169,7 +169,8 @@ export async function runTrainBenchmark(o: TrainBenchmarkOptions = {}): Promise<
         }
         const agreement = lossAgreement(rows, model, batch);
         if (agreement) agreements.push({ model, batch, ...agreement });
-        if (agreement) log(`  ${model} batch ${batch}: the implementations' losses over their first ${agreement.steps} steps agree to ${agreement.maxRelDiff.toExponential(1)} (relative)`);
+        if (agreement) log(`  ${model} batch ${batch}: the implementations' losses over their first ${agreement.steps} steps agree to ${agreement.maxRelDiff.toExponential(1)} ` +
+          `(relative; by step: ${agreement.perStep.map((d) => d.toExponential(1)).join(', ')}: float rounding differences grow with each SGD update)`);
       }
     }
   } finally {

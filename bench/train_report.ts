@@ -91,17 +91,17 @@ export function fillRatios(rows: TrainRow[]): void {
  * and batch's rows (null with fewer than two rows): step 0 checks the forward pass and loss, later
  * steps the backward pass and the SGD update as well.
  */
-export function lossAgreement(rows: TrainRow[], model: string, batch: number): { steps: number; maxRelDiff: number } | null {
+export function lossAgreement(rows: TrainRow[], model: string, batch: number): { steps: number; maxRelDiff: number; perStep: number[] } | null {
   const runs = rows.filter((r) => r.model === model && r.batch === batch && r.losses.length > 0).map((r) => r.losses);
   if (runs.length < 2) return null;
   const steps = Math.min(...runs.map((l) => l.length));
-  let worst = 0;
+  const perStep: number[] = [];
   for (let i = 0; i < steps; i++) {
     const values = runs.map((l) => l[i]);
     const hi = Math.max(...values);
     const lo = Math.min(...values);
     const d = (hi - lo) / Math.max(Math.abs(hi), Math.abs(lo), 1e-30);
-    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
+    perStep.push(Number.isNaN(d) ? Infinity : d);
   }
-  return { steps, maxRelDiff: worst };
+  return { steps, maxRelDiff: Math.max(...perStep), perStep };
 }

@@ -154,10 +154,11 @@ test('tiny run: planned and measured peaks agree per category, deepest rows, fit
     // Everything fits 1 TB: the search stops at its maximum depth and says it did not look deeper.
     for (const d of capped.deepest) assert.equal([d.deepestIn12GB, d.nextDepthPlannedBytes], [40, null]);
     const t = capped.rows.filter((x) => x.strategy === 'tfjs-webgpu');
-    assert.ok(t[0].measuredIsLowerBound && t[0].measuredPeakBytes! > 2e5, `${JSON.stringify(t[0])}`);
-    assert.match(t[0].measureNote!, /stopped at the 0\.0 GB cap/);
-    assert.is(t[1].measuredPeakBytes, null);
-    assert.match(t[1].measureNote!, /a shallower network already passed the memory cap/);
+    assert.is(t.length, 2);
+    for (const x of t) {
+      assert.ok(x.measuredIsLowerBound && x.measuredPeakBytes! > 2e5, `${JSON.stringify(x)}`);
+      assert.match(x.measureNote!, /stopped at the 0\.0 GB cap/);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -153,6 +153,7 @@ test('ratios, loss agreement and the table', () => {
   const agreement = lossAgreement(rows, 'm', 16)!;
   assert.is(agreement.steps, 1, 'the steps every row took');
   assert.is(agreement.maxRelDiff, 0);
+  assert.equal(agreement.perStep, [0]);
   assert.ok(Math.abs(lossAgreement(rows.slice(0, 2), 'm', 16)!.maxRelDiff - 1e-6 / (1 + 1e-6)) < 1e-12);
   const table = formatTrainTable(rows);
   assert.match(table, /\| m +\| 16 +\| ours-fused +\| 6\.00 \(6\.00–6\.00\)/);
