@@ -92,8 +92,14 @@ interface BoundOperands {
  * the written binding (which then covers all of them) instead of a binding of their own.
  */
 function bindOperands(gpu: Gpu, op: string, written: Operand, reads: Operand[]): BoundOperands {
-  const shared = reads.filter((r) => r.ref.buffer.buffer === written.ref.buffer.buffer);
   const end = (r: TensorRef) => r.offset + sizeOf(r.shape);
+  // Reads in the output's buffer get their own binding unless their 256-byte-aligned range meets
+  // the output's (bindTensor's ranges); only those are read through the output's binding, whose
+  // span then stays small (a dense block's prefix and its next channels).
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  const start = (r: TensorRef) => Math.floor((r.offset * 4) / align) * align;
+  const meets = (a: TensorRef, b: TensorRef) => start(a) < end(b) * 4 && start(b) < end(a) * 4;
+  const shared = reads.filter((r) => r.ref.buffer.buffer === written.ref.buffer.buffer && meets(r.ref, written.ref));
   for (const r of shared) {
     if (r.ref.offset < end(written.ref) && written.ref.offset < end(r.ref) && sizeOf(r.ref.shape) > 0 && sizeOf(written.ref.shape) > 0) {
       throw new ShapeError(`${op}: "${written.name}" [${written.ref.offset}, ${end(written.ref)}) overlaps "${r.name}" ` +
@@ -114,22 +120,16 @@ function bindOperands(gpu: Gpu, op: string, written: Operand, reads: Operand[]):
   }
   const limits = gpu.limits;
   const buffer = written.ref.buffer;
-  if (buffer.bytes <= limits.maxStorageBufferBindingSize) {
-    buffers[written.role] = buffer;
-    for (const g of group) offsets[g.role] = g.ref.offset;
-  } else {
-    const lo = Math.min(...group.map((g) => g.ref.offset));
-    const hi = Math.max(...group.map((g) => end(g.ref)));
-    const align = limits.minStorageBufferOffsetAlignment;
-    const start = Math.floor((lo * 4) / align) * align;
-    const size = Math.max(4, (hi - start / 4) * 4);
-    if (size > limits.maxStorageBufferBindingSize) {
-      throw new ShapeError(`${op}: ${group.map((g) => `"${g.name}"`).join(', ')} span ${size} bytes of buffer "${buffer.label}", more than ` +
-        `one binding may (${limits.maxStorageBufferBindingSize}, maxStorageBufferBindingSize); use a smaller batch`);
-    }
-    buffers[written.role] = { buffer: buffer.buffer, offset: start, size };
-    for (const g of group) offsets[g.role] = g.ref.offset - start / 4;
+  const lo = Math.min(...group.map((g) => g.ref.offset));
+  const hi = Math.max(...group.map((g) => end(g.ref)));
+  const spanStart = Math.floor((lo * 4) / align) * align;
+  const size = Math.max(4, Math.min(hi * 4, buffer.bytes) - spanStart);
+  if (size > limits.maxStorageBufferBindingSize) {
+    throw new ShapeError(`${op}: ${group.map((g) => `"${g.name}"`).join(', ')} span ${size} bytes of buffer "${buffer.label}", more than ` +
+      `one binding may (${limits.maxStorageBufferBindingSize}, maxStorageBufferBindingSize); use a smaller batch`);
   }
+  buffers[written.role] = { buffer: buffer.buffer, offset: spanStart, size };
+  for (const g of group) offsets[g.role] = g.ref.offset - spanStart / 4;
   bindings.push({ name: written.role, access: 'read_write' });
   return { bindings, buffers, offsets, names: names as unknown as OperandNames, aliasKey: shared.map((s) => s.role).join('+') };
 }

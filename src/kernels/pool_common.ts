@@ -63,18 +63,33 @@ export function bindOperands(limits: GPUSupportedLimits, op: string, operands: R
       }
     }
   }
-  const groups: { type: 'f32' | 'u32'; members: [string, TensorRef][] }[] = [];
-  for (const [name, o] of entries) {
-    const type = o.type ?? 'f32';
-    const group = groups.find((g) => g.type === type && g.members[0][1].buffer.buffer === o.ref.buffer.buffer);
-    if (group) group.members.push([name, o.ref]); else groups.push({ type, members: [[name, o.ref]] });
+  const align = limits.minStorageBufferOffsetAlignment;
+  // Operands share one binding only when their 256-byte-aligned ranges meet (WebGPU refuses
+  // overlapping writable bindings); others in the same buffer are bound apart, so that tensors far
+  // apart in a large planned buffer never need one binding spanning both.
+  const alignedStart = (r: TensorRef) => Math.floor((r.offset * 4) / align) * align;
+  const byteEnd = (r: TensorRef) => (r.offset + Math.max(1, sizeOf(r.shape))) * 4;
+  let groups: { type: 'f32' | 'u32'; members: [string, TensorRef][]; start: number; end: number }[] =
+    entries.map(([name, o]) => ({ type: o.type ?? 'f32', members: [[name, o.ref]], start: alignedStart(o.ref), end: byteEnd(o.ref) }));
+  for (let merged = true; merged;) {
+    merged = false;
+    outer: for (let i = 0; i < groups.length; i++) {
+      for (let j = i + 1; j < groups.length; j++) {
+        const [a, b] = [groups[i], groups[j]];
+        if (a.type === b.type && a.members[0][1].buffer.buffer === b.members[0][1].buffer.buffer && a.start < b.end && b.start < a.end) {
+          groups[i] = { type: a.type, members: [...a.members, ...b.members], start: Math.min(a.start, b.start), end: Math.max(a.end, b.end) };
+          groups = groups.filter((_, k) => k !== j);
+          merged = true;
+          break outer;
+        }
+      }
+    }
   }
   const bindings: BindingSpec[] = [];
   const buffers: Record<string, BufferLike> = {};
   const offsets: Record<string, number> = {};
   const ranges: { name: string; buffer: GPUBuffer; start: number; end: number }[] = [];
   const renames: [string, string][] = [];
-  const align = limits.minStorageBufferOffsetAlignment;
   for (const g of groups) {
     const array = g.members[0][0];
     const buffer = g.members[0][1].buffer;
