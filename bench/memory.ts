@@ -254,7 +254,14 @@ function report(log: (l: string) => void, h: MemoryHeader, rows: MemoryRow[], de
       log(`  ${s}: depths over the binding limit: ${over.length ? over.join(', ') : 'none of those planned'}; over maxBufferSize: ${overBuffer.length ? overBuffer.join(', ') : 'none'}`);
     }
   }
-  for (const r of rows.filter((x) => x.measureNote && !x.measureNote.startsWith('not measured'))) log(`  ${r.strategy} at depth ${r.depth}: ${r.measureNote}`);
+  // Failures and caps one by one; the depths skipped after them one line per implementation.
+  for (const r of rows.filter((x) => x.measureNote && !x.measureNote.startsWith('not'))) log(`  ${r.strategy} at depth ${r.depth}: ${r.measureNote}`);
+  for (const s of [...MEMORY_STRATEGIES, 'tfjs-webgpu']) {
+    const skipped = rows.filter((x) => x.strategy === s && x.measureNote?.startsWith('not run'));
+    for (const reason of new Set(skipped.map((x) => x.measureNote))) {
+      log(`  ${s} at depth ${skipped.filter((x) => x.measureNote === reason).map((x) => x.depth).join(', ')}: ${reason}`);
+    }
+  }
   if (rows.some((r) => r.measureNote?.startsWith('not measured'))) log(`  measured at depth ${depths[0]} only (--measure measures every depth that runs within the budget)`);
   log('');
   log('## By category (planned, GB)');

@@ -55,7 +55,7 @@ export function memorySvg(p: PlotInput): string {
   const x0 = Math.min(...depths) / 1.15;
   const x1 = Math.max(...depths) * 1.15;
   const y0 = Math.min(...values) / 1.3;
-  const y1 = Math.max(...values) * 1.3;
+  const y1 = Math.max(...values) * (p.tfjs.some((q) => q.lowerBound) ? 2 : 1.3);
   const px = (d: number) => m.left + ((Math.log(d) - Math.log(x0)) / (Math.log(x1) - Math.log(x0))) * (W - m.left - m.right);
   const py = (bytes: number) => H - m.bottom - ((Math.log(gb(bytes)) - Math.log(y0)) / (Math.log(y1) - Math.log(y0))) * (H - m.top - m.bottom);
   const f = (v: number) => v.toFixed(1);
@@ -99,8 +99,9 @@ export function memorySvg(p: PlotInput): string {
   for (const q of p.tfjs) {
     const x = px(q.depth);
     const y = py(q.bytes);
+    // A lower bound: a triangle with an arrow pointing up (the true peak is higher).
     out.push(q.lowerBound
-      ? `<path class="tfjs lower-bound" d="M${f(x - 6)},${f(y + 5)} L${f(x + 6)},${f(y + 5)} L${f(x)},${f(y - 6)} Z" fill="#000"/>`
+      ? `<path class="tfjs lower-bound" d="M${f(x - 6)},${f(y + 5)} L${f(x + 6)},${f(y + 5)} L${f(x)},${f(y - 6)} Z M${f(x)},${f(y - 6)} L${f(x)},${f(y - 26)} M${f(x - 4)},${f(y - 20)} L${f(x)},${f(y - 26)} L${f(x + 4)},${f(y - 20)}" fill="#000" stroke="#000" stroke-width="1.5"/>`
       : `<rect class="tfjs" x="${f(x - 5)}" y="${f(y - 5)}" width="10" height="10" fill="#000"/>`);
   }
   // Legend.
@@ -113,9 +114,9 @@ export function memorySvg(p: PlotInput): string {
   }
   out.push(`<circle cx="${lx + 12}" cy="${ly}" r="6" fill="none" stroke="#333" stroke-width="1.5"/><text x="${lx + 30}" y="${ly + 4}">measured (arena peak)</text>`);
   ly += 20;
-  out.push(`<rect x="${lx + 7}" y="${ly - 5}" width="10" height="10" fill="#000"/><text x="${lx + 30}" y="${ly + 4}">tfjs-webgpu (measured)</text>`);
+  out.push(`<rect x="${lx + 7}" y="${ly - 5}" width="10" height="10" fill="#000"/><text x="${lx + 30}" y="${ly + 4}">tfjs-webgpu (measured pool)</text>`);
   ly += 20;
-  out.push(`<path d="M${lx + 6},${ly + 5} L${lx + 18},${ly + 5} L${lx + 12},${ly - 6} Z" fill="#000"/><text x="${lx + 30}" y="${ly + 4}">tfjs-webgpu ≥ (stopped)</text>`);
+  out.push(`<path d="M${lx + 6},${ly + 5} L${lx + 18},${ly + 5} L${lx + 12},${ly - 6} Z" fill="#000"/><text x="${lx + 30}" y="${ly + 4}">tfjs-webgpu ≥ (cap hit)</text>`);
   ly += 20;
   out.push(`<line x1="${lx + 12}" y1="${ly - 8}" x2="${lx + 12}" y2="${ly + 8}" stroke="#333" stroke-width="3"/><text x="${lx + 30}" y="${ly + 4}">deepest within budget</text>`);
   if (p.references?.length) {
