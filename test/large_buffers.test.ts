@@ -2,7 +2,6 @@
 // planner packs a whole category into one buffer, so a kernel must bind each operand's own range
 // rather than one range spanning them (which broke DenseNet-BC-100 at batch 16 under `naive`).
 import { suite } from 'uvu';
-import * as assert from 'uvu/assert';
 import { conv2dForward, conv2dReference } from '../src/kernels/conv2d.js';
 import { avgPool2x2Forward, avgPool2x2Reference } from '../src/kernels/pool_average.js';
 import { batchNormForward, batchNormForwardReference } from '../src/kernels/batchnorm.js';
