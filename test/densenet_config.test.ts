@@ -114,4 +114,15 @@ test('the minimum input side is exact at the boundary', () => {
   refuses(() => validateConfig({ ...base, inputShape: [1, 4, 3] }), 'use H and W ≥ 4');
 });
 
+test('a config with a value of the wrong JSON type names the field and the type it takes (a JSON file may quote a number)', () => {
+  const loose = (o: Record<string, unknown>) => () => denseNetConfig(o as Parameters<typeof denseNetConfig>[0]);
+  refuses(loose({ depth: '40' }), '"depth" must be a number, got string "40" (write 40 without quotes)');
+  refuses(loose({ depth: 40, growthRate: '12' }), '"growthRate" must be a number, got string "12"');
+  refuses(loose({ blocks: [6, '6', 6] }), '"blocks" must be a list of numbers, got an array [6,"6",6]');
+  refuses(loose({ depth: 40, bottleneck: 'yes' }), '"bottleneck" must be a boolean, got string "yes"');
+  refuses(loose({ depth: 40, classes: '10' }), '"classes" must be a number or null, got string "10"');
+  refuses(loose({ depth: 40, name: 7 }), '"name" must be a string, got number 7');
+  assert.is(denseNetConfig({ depth: 40, classes: null }).classes, null, 'null classes (a feature extractor) is still accepted');
+});
+
 test.run();

@@ -122,6 +122,7 @@ export function denseNetConfig(options: Partial<DenseNetConfig> & { depth?: numb
     throw new DenseNetConfigError(`unknown DenseNet option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: ` +
       `known options are ${OPTION_KEYS.join(', ')}`);
   }
+  checkOptionTypes(options as Record<string, unknown>);
   const bottleneck = options.bottleneck ?? false;
   let blocks = options.blocks;
   if (options.depth !== undefined) {
@@ -156,6 +157,28 @@ export function denseNetConfig(options: Partial<DenseNetConfig> & { depth?: numb
   };
   validateConfig(config);
   return config;
+}
+
+/** The JSON type each option takes; a config file with "depth": "40" is refused by name, not coerced. */
+const OPTION_TYPES: Record<string, 'number' | 'boolean' | 'string' | 'number[]' | 'number or null'> = {
+  name: 'string', stem: 'string', bottleneck: 'boolean', blocks: 'number[]', inputShape: 'number[]', classes: 'number or null',
+  depth: 'number', blocksCount: 'number', growthRate: 'number', initialFeatures: 'number', bottleneckWidth: 'number',
+  compression: 'number', dropRate: 'number', weightDecay: 'number', bnEps: 'number', bnMomentum: 'number',
+};
+
+function checkOptionTypes(options: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(options)) {
+    const want = OPTION_TYPES[key];
+    if (want === undefined || value === undefined) continue;
+    const ok = want === 'number[]' ? Array.isArray(value) && value.every((v) => typeof v === 'number')
+      : want === 'number or null' ? value === null || typeof value === 'number'
+        : typeof value === want;
+    if (!ok) {
+      const got = Array.isArray(value) ? `an array ${JSON.stringify(value)}` : value === null ? 'null' : `${typeof value} ${JSON.stringify(value)}`;
+      const hint = typeof value === 'string' && want === 'number' && value.trim() !== '' && Number.isFinite(Number(value)) ? ` (write ${value} without quotes)` : '';
+      throw new DenseNetConfigError(`"${key}" must be a ${want === 'number[]' ? 'list of numbers' : want}, got ${got}${hint}`);
+    }
+  }
 }
 
 /** "densenet-bc-100-12" for equal blocks (paper depth), else "densenet-bc-6x12x24x16-32". */
