@@ -2,8 +2,9 @@
 // errors for bad input (each names the problem and exits non-zero without a stack trace).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -24,13 +25,16 @@ test('the main job, shortened (480 digits, one epoch), trains: the loss falls an
   const out = join(root, 'run');
   const r = cli('train', '--limit', '480', '--batch', '32', '--epochs', '1', '--out', out);
   assert.is(r.code, 0, r.err);
-  assert.match(r.out, /done: 1 epochs, test accuracy/);
+  assert.match(r.out, /done: 1 of 1 epochs, test accuracy/);
+  assert.match(r.out, /\(--limit 480 cuts the test set in proportion\)/);
+  assert.ok(r.out.includes(`results in ${out} (summary.json, metrics.jsonl, plot.svg, last.ckpt, best.ckpt)`), r.out);
   const losses = (await readMetrics(join(out, 'metrics.jsonl'))).filter(isStepRecord).map((s) => s.loss as number);
   assert.is(losses.length, 15);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   assert.ok(mean(losses.slice(-4)) < mean(losses.slice(0, 4)) - 0.1, `loss falls: ${losses.map((l) => l.toFixed(2)).join(' ')}`);
   const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
-  for (const key of ['model', 'dataset', 'epochs', 'testAccuracy', 'bestTestAccuracy', 'seconds', 'imagesPerSec', 'peakGpuBytes']) assert.ok(key in summary, key);
+  for (const key of ['model', 'dataset', 'status', 'epochs', 'testAccuracy', 'bestTestAccuracy', 'seconds', 'imagesPerSec', 'peakGpuBytes']) assert.ok(key in summary, key);
+  assert.is(summary.status, 'completed');
   assert.is(summary.model, 'digits-fast');
   assert.ok(summary.peakGpuBytes > 0 && summary.imagesPerSec > 0);
   assert.match(await readFile(join(out, 'plot.svg'), 'utf8'), /<svg[\s\S]*<polyline/);
@@ -62,8 +66,60 @@ test('summary prints the layer table, the exact parameter count and memory per s
   for (const s of ['naive', 'shared', 'recompute', 'fused']) assert.match(r.out, new RegExp(`\\n${s}\\s`));
 });
 
+test('Ctrl-C after a step exits 130 and names only the files it wrote; a loss that turns NaN exits 1', async () => {
+  const out = join(root, 'sigint');
+  // 40 steps: the interrupt lands long before the epoch ends.
+  const child = spawn(process.execPath, ['dist/cli.js', 'train', '--model', 'digits-tiny', '--limit', '640', '--batch', '16', '--epochs', '1', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const code = await new Promise<number | null>((resolve) => {
+    const poll = setInterval(() => {
+      // The first step line in the metrics log: the run is past its set-up.
+      void readFile(join(out, 'metrics.jsonl'), 'utf8').then((text) => {
+        if (text.includes('"type":"step"')) { clearInterval(poll); child.kill('SIGINT'); }
+      }, () => undefined);
+    }, 100);
+    child.on('close', (c) => { clearInterval(poll); resolve(c); });
+  });
+  assert.is(code, 130, `exit code after Ctrl-C: ${stderr}`);
+  assert.match(stdout, /interrupted at epoch 1, batch \d+: saved /);
+  assert.match(stdout, /interrupted: 0 of 1 epochs, no epoch finished, nothing evaluated/);
+  const files = /results in .* \(([^)]*)\)/.exec(stdout)?.[1].split(', ') ?? [];
+  assert.equal(files, ['summary.json', 'metrics.jsonl', 'last.ckpt'], 'no plot.svg or best.ckpt: none was written');
+  for (const f of files) assert.ok(existsSync(join(out, f)), f);
+  const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
+  assert.equal([summary.status, summary.testAccuracy], ['interrupted', null]);
+
+  const nan = cli('train', '--model', 'digits-tiny', '--limit', '64', '--batch', '16', '--epochs', '1', '--lr', '1e30', '--out', join(root, 'nan'));
+  assert.is(nan.code, 1, nan.err);
+  assert.match(nan.err, /the loss became (NaN|Infinity|-Infinity) at epoch 1, .*no checkpoint: start again with a lower --lr \(e\.g\. 1e\+29\) and --overwrite/);
+  assert.not.match(nan.err, /\n\s+at /);
+});
+
+test('train --help says --limit also cuts the test set, and lists --overwrite', () => {
+  const r = cli('train', '--help');
+  assert.is(r.code, 0);
+  assert.match(r.out, /--limit <number>\s+use only this many training images, and a proportional share of the test images/);
+  assert.match(r.out, /--overwrite\s+delete the run already in --out/);
+});
+
 test('bad input: each error names the problem and the fix, exits non-zero, and prints no stack trace', async () => {
+  const aFile = join(root, 'a-file');
+  await writeFile(aFile, 'not a directory');
+  const stringDepth = join(root, 'string-depth.json');
+  await writeFile(stringDepth, JSON.stringify({ depth: '40', stem: 'strided', inputShape: [1, 28, 28] }));
+  await mkdir(join(root, 'empty-out'), { recursive: true });
   const cases: [string[], RegExp][] = [
+    [['train', '--batch', '100000', '--backend', 'none'], /--batch 100000 is larger than the training set \(8000 mnist images\); use --batch 64 or less/],
+    [['train', '--out', aFile, '--backend', 'none'], /--out .*a-file: it is a file, not a directory/],
+    [['train', '--out', join(aFile, 'sub'), '--backend', 'none'], /--out .*a-file.sub: .*a-file is a file, not a directory/],
+    [['train', '--model', stringDepth], /"depth" must be a number, got string "40"/],
+    // The run of the first test: kept, with the ways on named, before the GPU is opened (--backend none would fail there).
+    [['train', '--out', join(root, 'run'), '--backend', 'none'], /already holds a run \(model digits-fast on mnist, 1 epochs done.*--resume .*last\.ckpt.*--overwrite/],
+    [['train', '--resume', join(root, 'run', 'last.ckpt'), '--batch', '64', '--backend', 'none'], /--resume cannot change this option: --batch \(32 in the checkpoint, 64 asked\)/],
+    [['train', '--resume', join(root, 'run', 'last.ckpt'), '--out', join(root, 'sigint'), '--backend', 'none'], /--out .*sigint already holds a run/],
     [['train', '--epoch', '3'], /unknown flag --epoch \(flags: .*--epochs/],
     [['train', '--dataset', 'cifar10', '--data-dir', join(root, 'nope')], /--data-dir .*nope does not exist/],
     [['train', '--dataset', 'cifar10'], /needs --data-dir/],

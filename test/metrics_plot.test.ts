@@ -207,6 +207,16 @@ test('many steps are averaged down to maxStepPoints; downsample keeps means exac
   assert.is(downsample(pts, 10), pts);
 });
 
+test('resume records (with a step, an epoch and the options changed) are read back as written and leave the plot as without them', async () => {
+  const path = join(dir, 'with-resume.jsonl');
+  const plain = records(2, 4);
+  const resume: MetricsRecord = { type: 'resume', step: 6, epoch: 1, from: 'runs/x/last.ckpt', changed: { lr: { from: 0.1, to: 0.01 } } };
+  const logged = [...plain.slice(0, 7), resume, ...plain.slice(7)];
+  for (const r of logged) await appendMetrics(path, r);
+  assert.equal(await readMetrics(path), logged, 'kept in place by the rewind, which only steps and epochs drive');
+  assert.is(renderTrainingPlot(logged), renderTrainingPlot(plain));
+});
+
 test('niceTicks', () => {
   assert.equal(niceTicks(0, 2.3).values, [0, 0.5, 1, 1.5, 2, 2.5]);
   assert.equal(niceTicks(0, 300, 1).values, [0, 50, 100, 150, 200, 250, 300]);

@@ -144,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  // A command may have set its own exit code (train: 130 after Ctrl-C, 1 after a NaN stop): keep it.
+  (code) => { process.exitCode ??= code; },
   (error: unknown) => { process.exitCode = reportError(error); },
 );

@@ -1,6 +1,7 @@
 // `densenet-wgsl train`, `eval` and `predict`.
 
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { openDevice } from '../gpu/device.js';
 import { DEFAULT_DIGITS_PRESET } from '../models/presets.js';
 import type { DenseNetConfig } from '../models/densenet_config.js';
@@ -34,9 +35,10 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'no-augment', type: 'boolean', help: 'no augmentation' },
   { name: 'seed', type: 'number', help: 'seed of weights, data order, augmentation and dropout', default: 0 },
   { name: 'memory', type: 'string', help: 'naive, shared, recompute or fused', default: 'fused' },
-  { name: 'out', type: 'string', help: 'output directory (default runs/MODEL-DATASET)' },
-  { name: 'resume', type: 'string', help: "checkpoint to continue from (its options are used; --epochs and --out may change)" },
-  { name: 'limit', type: 'number', help: 'use only this many training images (quick runs)' },
+  { name: 'out', type: 'string', help: 'output directory (default runs/MODEL-DATASET; with --resume the checkpoint\'s directory); one holding a run is refused' },
+  { name: 'overwrite', type: 'boolean', help: 'delete the run already in --out (metrics, checkpoints, summary, plot) and start afresh' },
+  { name: 'resume', type: 'string', help: "checkpoint to continue from, with its options; may change --epochs --lr --schedule --momentum --no-nesterov --weight-decay --memory --augment/--no-augment --data-dir --out" },
+  { name: 'limit', type: 'number', help: 'use only this many training images, and a proportional share of the test images (quick runs)' },
   ...ADAPTER_FLAGS,
 ];
 
@@ -53,8 +55,28 @@ export function trainOptionsFromFlags(flags: ParsedFlags): TrainOptions {
     augment: flags['no-augment'] ? false : flags.augment ? true : dataset !== 'mnist',
     seed: flags.seed as number, memory: flags.memory as TrainOptions['memory'],
     outDir: (flags.out as string | undefined) ?? join('runs', `${model.replace(/\.json$/, '').replace(/[^\w.-]+/g, '_')}-${dataset}`),
-    resume: flags.resume as string | undefined, limit: flags.limit as number | undefined,
+    resume: flags.resume as string | undefined, limit: flags.limit as number | undefined, overwrite: flags.overwrite === true,
   };
+}
+
+/** The flags that set each option (both --augment and --no-augment set augment). */
+const FLAGS_OF: Partial<Record<keyof TrainOptions, string[]>> = {
+  model: ['model'], dataset: ['dataset'], dataDir: ['data-dir'], epochs: ['epochs'], batch: ['batch'], optimizer: ['optimizer'], lr: ['lr'],
+  momentum: ['momentum'], nesterov: ['no-nesterov'], weightDecay: ['weight-decay'], schedule: ['schedule'], dropout: ['dropout'],
+  augment: ['augment', 'no-augment'], seed: ['seed'], memory: ['memory'], outDir: ['out'], limit: ['limit'],
+};
+
+/**
+ * A resumed run's options: the checkpoint's, except those given on the command line (train()
+ * applies the ones that may change and refuses the others by name). --out defaults to the
+ * checkpoint's directory, so `--resume DIR/last.ckpt` continues the run in DIR.
+ */
+export function resumeOptions(saved: TrainOptions, wanted: TrainOptions, given: Set<string>): TrainOptions {
+  const options: TrainOptions = { ...saved, resume: wanted.resume, overwrite: wanted.overwrite, outDir: dirname(wanted.resume!) };
+  for (const [key, flags] of Object.entries(FLAGS_OF) as [keyof TrainOptions, string[]][]) {
+    if (flags.some((f) => given.has(f))) (options as unknown as Record<string, unknown>)[key] = wanted[key];
+  }
+  return options;
 }
 
 export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<void> {
@@ -67,14 +89,19 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
       throw new UsageError(`train: checkpoint ${options.resume} is for model "${previous.model}", not "${options.model}"; ` +
         'drop --model to continue it, or start a new run without --resume');
     }
-    options = { ...previous, resume: options.resume, epochs: given.has('epochs') ? options.epochs : previous.epochs, outDir: given.has('out') ? options.outDir : previous.outDir };
+    options = resumeOptions(previous, options, given);
   }
   try {
     const summary = await train(options, adapterOptions(flags));
-    console.log(`done: ${summary.epochs} epochs, test accuracy ${(100 * summary.testAccuracy).toFixed(2)}% (best ${(100 * summary.bestTestAccuracy).toFixed(2)}%), ` +
+    const pct = (x: number | null) => (x === null ? 'none' : `${(100 * x).toFixed(2)}%`);
+    const accuracy = summary.testAccuracy === null ? 'no epoch finished, nothing evaluated' : `test accuracy ${pct(summary.testAccuracy)} (best ${pct(summary.bestTestAccuracy)})`;
+    // Name only the files that exist: an interrupted first epoch has no plot and no best checkpoint.
+    const files = ['summary.json', 'metrics.jsonl', 'plot.svg', 'last.ckpt', 'best.ckpt'].filter((f) => existsSync(join(options.outDir, f)));
+    console.log(`${summary.status === 'completed' ? 'done' : summary.status}: ${summary.epochs} of ${summary.epochsPlanned} epochs, ${accuracy}, ` +
       `${summary.imagesPerSec.toFixed(1)} images/s, ${summary.seconds.toFixed(0)} s, peak GPU memory ${(summary.peakGpuBytes / 2 ** 20).toFixed(1)} MiB; ` +
-      `results in ${options.outDir} (summary.json, metrics.jsonl, plot.svg, last.ckpt, best.ckpt)`);
-    if (summary.stoppedEarly) process.exitCode = 130;
+      `results in ${options.outDir} (${files.join(', ')})`);
+    // 130 = 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C.
+    if (summary.status === 'interrupted') process.exitCode = 130;
   } catch (e) {
     if (e instanceof TrainingStopped) { console.error(e.message); process.exitCode = e.exitCode; return; }
     throw e;

@@ -1,9 +1,11 @@
 // The metrics log of a training run (metrics.jsonl: one JSON object per line, appended and
 // flushed as it happens, so a crash loses at most the line being written) and summary.json.
 //
-// Records carry a `type`; the trainer writes two kinds (others pass through untouched):
+// Records carry a `type`; the trainer writes three kinds (others pass through untouched):
 //   {"type":"step","epoch":3,"batch":17,"step":329,"loss":0.84,"accuracy":0.72,"lr":0.1}
 //   {"type":"epoch","epoch":3,"trainLoss":0.8,"trainAccuracy":0.73,"testLoss":0.9,"testAccuracy":0.7,"seconds":41,"imagesPerSec":1210}
+//   {"type":"resume","step":329,"epoch":2,"from":"runs/x/last.ckpt","changed":{"lr":{"from":0.1,"to":0.01}}}
+// (a resume record's epoch is the number of epochs finished before it).
 // `epoch` and `batch` count from 1 (a step record's epoch is the epoch in progress, an epoch
 // record's the epoch just finished). JSON has no NaN/Infinity: such numbers are written as null.
 
@@ -136,6 +138,35 @@ export async function readMetrics(path: string, options: { rewind?: boolean } = 
     records.push(record);
   }
   return records;
+}
+
+/**
+ * Rewinds the metrics log `from` to a checkpoint taken after `step` steps and `epochs` finished
+ * epochs, and writes it atomically to `to` (the same file, or a resumed run's new --out): later
+ * lines supersede earlier ones as in readMetrics, then step records past `step`, epoch records
+ * past `epochs` and any other record with a `step` past it are dropped (a run killed after its
+ * last checkpoint logged steps the checkpoint does not hold). Returns how many lines were dropped;
+ * a missing `from` leaves everything as it is (0).
+ */
+export async function rewindMetricsLog(from: string, to: string, at: { step: number; epochs: number }): Promise<number> {
+  let lines: number;
+  let records: MetricsRecord[];
+  try {
+    lines = (await readFile(from, 'utf8')).split('\n').filter((l) => l.trim() !== '').length;
+    records = await readMetrics(from);
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    if ((error.code ?? error.cause?.code) === 'ENOENT') return 0;
+    throw e;
+  }
+  const kept = records.filter((r) => {
+    if (isEpochRecord(r)) return r.epoch <= at.epochs;
+    return !(typeof r.step === 'number' && r.step > at.step);
+  });
+  if (kept.length === lines && from === to) return 0;
+  await mkdir(dirname(to), { recursive: true });
+  await writeFileAtomic(to, [new TextEncoder().encode(kept.map((r) => `${JSON.stringify(r)}\n`).join(''))]);
+  return lines - kept.length;
 }
 
 /** Writes summary.json atomically (pretty-printed, creating the directory). */

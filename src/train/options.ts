@@ -28,7 +28,9 @@ export interface TrainOptions {
   outDir: string;
   /** Checkpoint to continue from. */
   resume?: string;
-  /** Use only this many training (and a proportional number of test) images: quick runs and tests. */
+  /** Delete the run files already in outDir before starting (otherwise such a run is refused). */
+  overwrite?: boolean;
+  /** Use only this many training images, and a proportional share of the test images: quick runs and tests. */
   limit?: number;
 }
 

@@ -6,7 +6,6 @@
 
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { openDevice, type Gpu, type OpenDeviceOptions } from '../gpu/device.js';
 import { denseNetConfig, describeDenseNet, preset, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
@@ -15,10 +14,13 @@ import { BatchStream, type DatasetSplit } from './data/dataset.js';
 import { loadDataset } from './data/load.js';
 import { evaluate } from './evaluate.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { CIFAR_AUGMENT } from './data/augment.js';
 import { appendMetrics, readMetrics, writeSummary } from './metrics.js';
 import { checkTrainOptions, optimizerConfig, OptionsError, scheduleOf, type TrainOptions } from './options.js';
 import { renderTrainingPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
+import { describeChanges, resumeOptionChanges } from './resume_options.js';
+import { prepareRunDir } from './run_dir.js';
 import { learningRate } from './schedule.js';
 import { writeFile } from 'node:fs/promises';
 
@@ -26,14 +28,25 @@ export const CHECKPOINT_FORMAT = 'densenet-wgsl-training-v1';
 
 export interface EpochRecord { epoch: number; trainLoss: number; trainAccuracy: number; testLoss: number; testAccuracy: number; seconds: number; imagesPerSec: number }
 
+/** summary.json. Every field covers the whole run, across interrupts and resumes. */
 export interface TrainSummary {
   model: string;
   dataset: string;
+  /** completed: every epoch asked for ran; interrupted: Ctrl-C (or hooks.signal), resumable; diverged: the loss became NaN/Infinity. */
+  status: 'completed' | 'interrupted' | 'diverged';
+  /** Epochs finished (trained and evaluated), and asked for. */
   epochs: number;
-  testAccuracy: number;
-  bestTestAccuracy: number;
+  epochsPlanned: number;
+  /** Training steps taken. */
+  steps: number;
+  /** After the last finished epoch, and the best over finished epochs; null when no epoch finished (nothing was evaluated). */
+  testAccuracy: number | null;
+  bestTestAccuracy: number | null;
+  /** Wall-clock seconds of the whole run (every part of it, not the time lost to a kill after the last checkpoint). */
   seconds: number;
+  /** Training images per second of training time over the whole run (0 when no step ran). */
   imagesPerSec: number;
+  /** Peak GPU memory of this part of the run (after the last resume). */
   peakGpuBytes: number;
   parameters: number;
   memory: string;
@@ -80,7 +93,17 @@ export function modelConfigFor(o: TrainOptions, data: DatasetSplit): DenseNetCon
   return config;
 }
 
-interface Progress { epoch: number; history: EpochRecord[]; bestTestAccuracy: number; stream: object | null }
+/** Sums over the steps of an epoch so far: a checkpoint taken mid-epoch (an interrupt) carries them so the epoch's record covers all its steps. */
+interface EpochSums { lossSum: number; correct: number; seen: number; seconds: number }
+/** Totals of the whole run up to a checkpoint, so a resumed run's summary covers every part. */
+interface RunTotals { seconds: number; trainSeconds: number; trainImages: number }
+
+interface Progress {
+  epoch: number; history: EpochRecord[]; bestTestAccuracy: number; stream: object | null;
+  /** Absent in checkpoints of earlier versions (then a resumed epoch's record covers only its steps after the resume). */
+  epochSums?: EpochSums | null;
+  totals?: RunTotals;
+}
 
 export interface TrainHooks {
   /** Stops the run after the current step, saving a checkpoint to resume from (Ctrl-C does the same). */
@@ -98,10 +121,15 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
   if (resumed && resumed.header.format !== CHECKPOINT_FORMAT) {
     throw new OptionsError(`train: ${o.resume} is not a training checkpoint of this version (format "${String(resumed.header.format)}")`);
   }
+  // Options the checkpoint's state depends on are refused here, by name; the others are applied and recorded.
+  const changed = resumed ? resumeOptionChanges(resumed.header.options as TrainOptions, o) : {};
   const data = await loadDataset(o.dataset, { dataDir: o.dataDir, seed: o.seed, limit: o.limit });
+  checkBatchFits(o, data);
   const config = modelConfigFor(o, data);
   if (resumed) checkSameModel(o.resume!, resumed.header.config as DenseNetConfig, config);
-  await mkdir(o.outDir, { recursive: true });
+  const savedAt = resumed ? { step: resumed.header.stepsTaken as number, epochs: (resumed.header.progress as Progress).epoch } : undefined;
+  const rewound = await prepareRunDir(o, savedAt, log);
+  const metricsPath = join(o.outDir, 'metrics.jsonl');
 
   const gpu = await openDevice(device);
   let model: DenseNetModel | undefined;
@@ -124,24 +152,46 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       session.writeOptimizerState(pick(resumed.tensors, (n) => n.startsWith('optimizer.')));
       session.stepsTaken = resumed.header.stepsTaken as number;
       Object.assign(state, resumed.header.progress as Progress);
-      stream = BatchStream.restore(data.train, streamOptions, state.stream!);
-      log(`resumed from ${o.resume}: epoch ${state.epoch}, step ${session.stepsTaken}`);
+      // Augmentation draws hash (seed, epoch, batch), so turning it on or off leaves the data order as recorded.
+      const augment = o.augment ? { padding: CIFAR_AUGMENT.padding, flip: CIFAR_AUGMENT.flip } : null;
+      stream = BatchStream.restore(data.train, streamOptions, { ...state.stream!, augment });
+      await appendMetrics(metricsPath, { type: 'resume', step: session.stepsTaken, epoch: state.epoch, from: o.resume, changed });
+      log(`resumed from ${o.resume}: epoch ${state.epoch}, step ${session.stepsTaken}` +
+        (Object.keys(changed).length ? `; changed: ${describeChanges(changed)} (recorded in metrics.jsonl)` : '') +
+        (rewound > 0 ? `; metrics.jsonl rewound to the checkpoint (dropped ${rewound} lines logged after it)` : ''));
     } else {
       stream = new BatchStream(data.train, streamOptions);
     }
-    log(`model ${config.name}: ${model.trainableCount.toLocaleString('en-US')} parameters; ${o.dataset}: ${data.train.labels.length} train / ${data.test.labels.length} test images; ` +
+    const limited = o.limit !== undefined ? ` (--limit ${o.limit} cuts the test set in proportion)` : '';
+    log(`model ${config.name}: ${model.trainableCount.toLocaleString('en-US')} parameters; ${o.dataset}: ${data.train.labels.length} train / ${data.test.labels.length} test images${limited}; ` +
       `batch ${o.batch}, ${o.optimizer} lr ${o.lr} (${o.schedule}), memory ${o.memory}; ${(gpu.arena.liveBytes / 2 ** 20).toFixed(1)} MiB of GPU memory allocated`);
 
     const perEpoch = stream.batchesPerEpoch();
     const schedule = scheduleOf(o);
-    const metricsPath = join(o.outDir, 'metrics.jsonl');
+    const before: RunTotals = state.totals ?? { seconds: 0, trainSeconds: 0, trainImages: 0 };
     let trainSeconds = 0;
     let trainImages = 0;
+    let savedHere = false;
+    const totalsNow = (): RunTotals => ({
+      seconds: before.seconds + (performance.now() - started) / 1000,
+      trainSeconds: before.trainSeconds + trainSeconds, trainImages: before.trainImages + trainImages,
+    });
+    const summarize = (status: TrainSummary['status'], stoppedEarly?: string): TrainSummary => {
+      const totals = totalsNow();
+      const last = state.history.at(-1);
+      return {
+        model: config.name, dataset: o.dataset, status, epochs: state.epoch, epochsPlanned: o.epochs, steps: session!.stepsTaken,
+        testAccuracy: last?.testAccuracy ?? null, bestTestAccuracy: state.history.length > 0 ? state.bestTestAccuracy : null,
+        seconds: totals.seconds, imagesPerSec: totals.trainSeconds > 0 ? totals.trainImages / totals.trainSeconds : 0,
+        peakGpuBytes: gpu.arena.peakBytes, parameters: model!.trainableCount, memory: o.memory, adapter: gpu.adapter.name,
+        ...(stoppedEarly ? { stoppedEarly } : {}),
+      };
+    };
     let stoppedEarly: string | undefined;
     let interruptedAt: object | undefined;
     const save = (file: string) => writeCheckpoint(join(o.outDir, file), {
       header: {
-        format: CHECKPOINT_FORMAT, config, options: o, stepsTaken: session!.stepsTaken, progress: { ...state },
+        format: CHECKPOINT_FORMAT, config, options: savedOptions(o), stepsTaken: session!.stepsTaken, progress: { ...state, totals: totalsNow() },
         mean: data.mean, std: data.std, classNames: data.train.classNames,
       },
       tensors: new Map([...awaitedParams!, ...awaitedOptimizer!]),
@@ -157,9 +207,13 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       const epoch = state.epoch;
       const progress = new ProgressReporter({ epoch: epoch + 1, epochs: o.epochs, batches: perEpoch, ...(hooks.progressStream ? { out: hooks.progressStream } : {}) });
       const epochStart = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let seen = 0;
+      // A run resumed mid-epoch starts from the sums of the epoch's steps before the interrupt.
+      const carried: EpochSums = state.epochSums ?? { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+      state.epochSums = null;
+      let lossSum = carried.lossSum;
+      let correct = carried.correct;
+      let seen = carried.seen;
+      let seenHere = 0;
       let next = stream.next();
       while (next) {
         const batch = next;
@@ -172,16 +226,23 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
         const result = await session.result();
         if (!Number.isFinite(result.loss)) {
           progress.finish();
+          await writeSummary(join(o.outDir, 'summary.json'), summarize('diverged', `the loss became ${result.loss} at step ${session.stepsTaken}`));
+          const good = savedHere ? join(o.outDir, 'last.ckpt') : o.resume;
+          const lower = Number((o.lr / 10).toPrecision(3));
+          const way = good
+            ? `Continue from the last good checkpoint with a lower learning rate: --resume ${good} --lr ${lower}`
+            : `No epoch finished, so there is no checkpoint: start again with a lower --lr (e.g. ${lower}) and --overwrite`;
           throw new TrainingStopped(`train: the loss became ${result.loss} at epoch ${epoch + 1}, batch ${batch.indexInEpoch + 1} (step ${session.stepsTaken}); ` +
-            `stopped without saving. The last good checkpoint is ${join(o.outDir, 'last.ckpt')} (if an epoch finished). Try a lower --lr.`, 1);
+            `stopped without saving a checkpoint. ${way}.`, 1);
         }
         lossSum += result.loss * o.batch;
         correct += result.correct;
         seen += o.batch;
+        seenHere += o.batch;
         await appendMetrics(metricsPath, { type: 'step', epoch: epoch + 1, batch: batch.indexInEpoch + 1, step: session.stepsTaken, loss: result.loss, accuracy: result.correct / o.batch, lr });
         hooks.onStep?.(session.stepsTaken, result.loss);
         const elapsed = (performance.now() - epochStart) / 1000;
-        progress.update({ batch: batch.indexInEpoch + 1, imagesPerSec: seen / elapsed, loss: lossSum / seen, accuracy: correct / seen });
+        progress.update({ batch: batch.indexInEpoch + 1, imagesPerSec: seenHere / elapsed, loss: lossSum / seen, accuracy: correct / seen });
         if (interrupted) {
           stoppedEarly = `interrupted at epoch ${epoch + 1}, batch ${batch.indexInEpoch + 1}`;
           interruptedAt = afterThisBatch;
@@ -191,20 +252,23 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       }
       const epochSeconds = (performance.now() - epochStart) / 1000;
       trainSeconds += epochSeconds;
-      trainImages += seen;
+      trainImages += seenHere;
       progress.finish();
       if (stoppedEarly) {
         await snapshot();
         state.stream = interruptedAt!;
+        state.epochSums = { lossSum, correct, seen, seconds: carried.seconds + epochSeconds };
         await save('last.ckpt');
+        state.epochSums = null;
         log(`${stoppedEarly}: saved ${join(o.outDir, 'last.ckpt')}; continue with --resume ${join(o.outDir, 'last.ckpt')}`);
         break;
       }
       const test = await evaluate(inference, data.test, data.mean, data.std);
       state.epoch = epoch + 1;
+      const seconds = carried.seconds + epochSeconds;
       const record: EpochRecord = {
         epoch: epoch + 1, trainLoss: lossSum / seen, trainAccuracy: correct / seen, testLoss: test.loss, testAccuracy: test.accuracy,
-        seconds: epochSeconds, imagesPerSec: seen / epochSeconds,
+        seconds, imagesPerSec: seen / seconds,
       };
       state.history.push(record);
       await appendMetrics(metricsPath, { type: 'epoch', ...record });
@@ -215,18 +279,12 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       await snapshot();
       state.stream = stream.state();
       await save('last.ckpt');
+      savedHere = true;
       if (best) await save('best.ckpt');
       await writeFile(join(o.outDir, 'plot.svg'), renderTrainingPlot(await readMetrics(metricsPath), { title: `${config.name} on ${o.dataset}` }));
     }
 
-    const last = state.history.at(-1);
-    const summary: TrainSummary = {
-      model: config.name, dataset: o.dataset, epochs: state.epoch,
-      testAccuracy: last?.testAccuracy ?? 0, bestTestAccuracy: state.bestTestAccuracy,
-      seconds: (performance.now() - started) / 1000, imagesPerSec: trainSeconds > 0 ? trainImages / trainSeconds : 0,
-      peakGpuBytes: gpu.arena.peakBytes, parameters: model.trainableCount, memory: o.memory, adapter: gpu.adapter.name,
-      ...(stoppedEarly ? { stoppedEarly } : {}),
-    };
+    const summary = summarize(stoppedEarly ? 'interrupted' : 'completed', stoppedEarly);
     await writeSummary(join(o.outDir, 'summary.json'), summary);
     return summary;
   } finally {
@@ -237,6 +295,21 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
     model?.close();
     gpu.close();
   }
+}
+
+/** A batch must fit the training set: dropLast would otherwise leave no batch at all. */
+function checkBatchFits(o: TrainOptions, data: DatasetSplit): void {
+  const images = data.train.labels.length;
+  if (o.batch > images) {
+    throw new OptionsError(`train: --batch ${o.batch} is larger than the training set (${images} ${o.dataset} images${o.limit !== undefined ? ` with --limit ${o.limit}` : ''}); ` +
+      `use --batch ${Math.min(64, images)} or less`);
+  }
+}
+
+/** The options a checkpoint records: what the run is, not how this invocation was asked to start. */
+function savedOptions(o: TrainOptions): TrainOptions {
+  const { resume: _resume, overwrite: _overwrite, ...rest } = o;
+  return rest;
 }
 
 function pick(tensors: Map<string, Float32Array>, keep: (name: string) => boolean): Map<string, Float32Array> {
