@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { isStepRecord, readMetrics } from '../src/train/metrics.js';
 import { loadMnist } from '../src/train/data/mnist.js';
+import { resumeOptions, trainOptionsFromFlags, TRAIN_FLAGS } from '../src/cli/train.js';
+import { parseFlags } from '../src/cli/args.js';
 
 const test = suite('cli');
 let root = '';
@@ -96,6 +98,19 @@ test('Ctrl-C after a step exits 130 and names only the files it wrote; a loss th
   assert.is(nan.code, 1, nan.err);
   assert.match(nan.err, /the loss became (NaN|Infinity|-Infinity) at epoch 1, .*no checkpoint: start again with a lower --lr \(e\.g\. 1e\+29\) and --overwrite/);
   assert.not.match(nan.err, /\n\s+at /);
+});
+
+test('--resume takes the checkpoint\'s options but those given, and writes into the checkpoint\'s directory unless --out is given', () => {
+  const saved = trainOptionsFromFlags(parseFlags('train', ['--model', 'digits-tiny', '--batch', '16', '--lr', '0.05', '--no-augment', '--out', 'runs/a'], TRAIN_FLAGS).flags);
+  const resumeWith = (...argv: string[]) => {
+    const { flags, given } = parseFlags('train', ['--resume', 'elsewhere/a/last.ckpt', ...argv], TRAIN_FLAGS);
+    return resumeOptions(saved, trainOptionsFromFlags(flags), given);
+  };
+  const plain = resumeWith();
+  assert.equal({ ...plain, resume: undefined, overwrite: undefined, outDir: 'runs/a' }, { ...saved, resume: undefined, overwrite: undefined }, 'nothing given: the checkpoint\'s options (not the defaults)');
+  assert.is(plain.outDir, join('elsewhere', 'a'));
+  const changed = resumeWith('--lr', '0.01', '--augment', '--out', 'runs/b', '--batch', '32');
+  assert.equal([changed.lr, changed.augment, changed.outDir, changed.batch, changed.model], [0.01, true, 'runs/b', 32, 'digits-tiny'], 'given flags win (train() then refuses --batch)');
 });
 
 test('train --help says --limit also cuts the test set, and lists --overwrite', () => {

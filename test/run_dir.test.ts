@@ -62,8 +62,8 @@ test('a run in --out is refused, naming it and the choices, and nothing changes;
     () => assert.unreachable('a run is there'),
     (e: Error) => {
       assert.instance(e, OptionsError);
-      assert.match(e.message, /already holds a run \(files metrics\.jsonl, best\.ckpt;/);
-      assert.ok(e.message.includes(`--resume ${join(dir, 'last.ckpt')}`), e.message);
+      assert.match(e.message, /already holds a run \(nothing in it tells which model; metrics\.jsonl, best\.ckpt\)/);
+      assert.match(e.message, /It has no last\.ckpt to --resume from/);
       assert.match(e.message, /another --out/);
       assert.match(e.message, /--overwrite \(deletes metrics\.jsonl, best\.ckpt\)/);
     },
@@ -71,12 +71,24 @@ test('a run in --out is refused, naming it and the choices, and nothing changes;
   assert.equal((await readdir(dir)).sort(), ['best.ckpt', 'metrics.jsonl', 'notes.txt'], 'nothing changed');
   await prepareRunDir(options(dir, { overwrite: true }), undefined, (l) => lines.push(l));
   assert.equal(await readdir(dir), ['notes.txt'], 'the run files are gone, the user\'s file stays');
-  assert.match(lines.join('\n'), /--overwrite: deleted the earlier run in .*refuse \(files metrics\.jsonl, best\.ckpt; metrics\.jsonl, best\.ckpt\)/);
+  assert.match(lines.join('\n'), /--overwrite: deleted the earlier run in .*refuse \(nothing in it tells which model; metrics\.jsonl, best\.ckpt\)/);
   // Resuming the run that lives in --out is no clash; --overwrite would delete the run being continued.
   await writeFile(join(dir, 'last.ckpt'), 'x');
   await prepareRunDir(options(dir, { resume: join(dir, 'last.ckpt') }), undefined, () => undefined);
   await prepareRunDir(options(dir, { resume: join(dir, 'last.ckpt'), overwrite: true }), undefined, () => undefined).then(
     () => assert.unreachable('overwrite + resume in place'), (e: Error) => assert.match(e.message, /--overwrite would delete the run that --resume/));
+});
+
+test('a resume into a new --out starts its log from the checkpoint\'s run, rewound; the old run\'s log stays', async () => {
+  const from = join(root, 'resume-from');
+  await mkdir(from);
+  const log = [1, 2, 3].map((s) => JSON.stringify({ type: 'step', epoch: 1, batch: s, step: s, loss: s })).join('\n');
+  await writeFile(join(from, 'metrics.jsonl'), `${log}\n`);
+  const to = join(root, 'resume-to');
+  const dropped = await prepareRunDir(options(to, { resume: join(from, 'last.ckpt') }), { step: 2, epochs: 0 }, () => undefined);
+  assert.is(dropped, 1);
+  assert.equal((await readMetrics(join(to, 'metrics.jsonl'))).map((r) => r.step), [1, 2]);
+  assert.is(await readFile(join(from, 'metrics.jsonl'), 'utf8'), `${log}\n`);
 });
 
 test('temporary files of dead processes are removed, a live process\'s are kept, and the removal is reported', async () => {

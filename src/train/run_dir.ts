@@ -115,7 +115,7 @@ async function describeRun(outDir: string, files: string[]): Promise<string> {
       return `model ${config.name} on ${options?.dataset ?? '?'}, ${progress?.epoch ?? '?'} of ${options?.epochs ?? '?'} epochs done (step ${String(header!.stepsTaken)}, from ${name})`;
     }
   }
-  return `files ${files.join(', ')}`;
+  return 'nothing in it tells which model';
 }
 
 /**
@@ -145,7 +145,7 @@ export async function readCheckpointHeader(path: string): Promise<Record<string,
 export function existingRunError(outDir: string, run: ExistingRun): OptionsError {
   const last = join(outDir, 'last.ckpt');
   return new OptionsError(`train: --out ${outDir} already holds a run (${run.description}; ${run.files.join(', ')}). ` +
-    `Nothing was changed. To continue it: --resume ${last}${run.files.includes('last.ckpt') ? '' : ' (once it has one)'}; ` +
+    `Nothing was changed. ${run.files.includes('last.ckpt') ? `To continue it: --resume ${last}` : 'It has no last.ckpt to --resume from'}; ` +
     `to keep it: another --out; to replace it: --overwrite (deletes ${run.files.join(', ')})`);
 }
 
