@@ -113,6 +113,18 @@ test('--resume takes the checkpoint\'s options but those given, and writes into 
   assert.equal([changed.lr, changed.augment, changed.outDir, changed.batch, changed.model], [0.01, true, 'runs/b', 32, 'digits-tiny'], 'given flags win (train() then refuses --batch)');
 });
 
+test('without --out, a new run goes to the first runs/MODEL-DATASET(-N) that holds no run, and says so', async () => {
+  const cwd = join(root, 'default-out');
+  await mkdir(join(cwd, 'runs', 'digits-tiny-mnist'), { recursive: true });
+  await writeFile(join(cwd, 'runs', 'digits-tiny-mnist', 'summary.json'), '{"model":"digits-tiny"}');
+  // --backend none stops the run at the GPU, after the directory is chosen and made.
+  const r = spawnSync(process.execPath, [join(process.cwd(), 'dist', 'cli.js'), 'train', '--model', 'digits-tiny', '--backend', 'none'], { cwd, encoding: 'utf8' });
+  assert.ok(r.status !== 0);
+  assert.match(r.stdout, /runs.digits-tiny-mnist holds an earlier run \(kept\); this run writes to runs.digits-tiny-mnist-2/);
+  assert.ok(existsSync(join(cwd, 'runs', 'digits-tiny-mnist-2')));
+  assert.is(await readFile(join(cwd, 'runs', 'digits-tiny-mnist', 'summary.json'), 'utf8'), '{"model":"digits-tiny"}');
+});
+
 test('train --help says --limit also cuts the test set, and lists --overwrite', () => {
   const r = cli('train', '--help');
   assert.is(r.code, 0);

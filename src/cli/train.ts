@@ -8,6 +8,7 @@ import type { DenseNetConfig } from '../models/densenet_config.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { readCheckpoint } from '../train/checkpoint.js';
+import { findExistingRun } from '../train/run_dir.js';
 import { loadDataset } from '../train/data/load.js';
 import { evaluate, formatConfusion } from '../train/evaluate.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
@@ -79,6 +80,18 @@ export function resumeOptions(saved: TrainOptions, wanted: TrainOptions, given: 
   return options;
 }
 
+/**
+ * Without --out (and without --resume or --overwrite), a new run never lands on an earlier one:
+ * runs/MODEL-DATASET, else the first of runs/MODEL-DATASET-2, -3, ... that holds no run. So a
+ * second `npm start` trains again instead of being refused; an explicit --out is refused instead.
+ */
+export async function freeDefaultOutDir(outDir: string): Promise<string> {
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? outDir : `${outDir}-${n}`;
+    if (!(await findExistingRun(candidate))) return candidate;
+  }
+}
+
 export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<void> {
   let options = trainOptionsFromFlags(flags);
   if (options.resume) {
@@ -90,6 +103,12 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
         'drop --model to continue it, or start a new run without --resume');
     }
     options = resumeOptions(previous, options, given);
+  } else if (!given.has('out') && !options.overwrite) {
+    const free = await freeDefaultOutDir(options.outDir);
+    if (free !== options.outDir) {
+      console.log(`${options.outDir} holds an earlier run (kept); this run writes to ${free} (--out chooses the directory, --overwrite replaces the earlier run)`);
+      options = { ...options, outDir: free };
+    }
   }
   try {
     const summary = await train(options, adapterOptions(flags));
