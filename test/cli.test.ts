@@ -144,7 +144,7 @@ test('bad input: each error names the problem and the fix, exits non-zero, and p
     [['train', '--out', join(aFile, 'sub'), '--backend', 'none'], /--out .*a-file.sub: .*a-file is a file, not a directory/],
     [['train', '--model', stringDepth], /"depth" must be a number, got string "40"/],
     // The run of the first test: kept, with the ways on named, before the GPU is opened (--backend none would fail there).
-    [['train', '--out', join(root, 'run'), '--backend', 'none'], /already holds a run \(model digits-fast on mnist, 1 epochs done.*--resume .*last\.ckpt.*--overwrite/],
+    [['train', '--out', join(root, 'run'), '--backend', 'none'], /already holds a run \(model digits-fast on mnist, 1 epoch done.*--resume .*last\.ckpt.*--overwrite/],
     [['train', '--resume', join(root, 'run', 'last.ckpt'), '--batch', '64', '--backend', 'none'], /--resume cannot change this option: --batch \(32 in the checkpoint, 64 asked\)/],
     [['train', '--resume', join(root, 'run', 'last.ckpt'), '--out', join(root, 'sigint'), '--backend', 'none'], /--out .*sigint already holds a run/],
     [['train', '--epoch', '3'], /unknown flag --epoch \(flags: .*--epochs/],

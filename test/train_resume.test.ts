@@ -123,7 +123,7 @@ test('--overwrite replaces a run; a resume applies a new --lr and records it; a 
   await train(options(dir, { epochs: 1 }), { backend: 'no-such-backend' }, quiet, { progressStream: sink }).then(
     () => assert.unreachable('a run is there'),
     (e: Error) => {
-      assert.match(e.message, /--out .*nan already holds a run \(model digits-tiny on mnist, 1 epochs done, test accuracy \d+\.\d+%, diverged;/);
+      assert.match(e.message, /--out .*nan already holds a run \(model digits-tiny on mnist, 1 epoch done, test accuracy \d+\.\d+%, diverged;/);
       assert.match(e.message, /--resume .*last\.ckpt.*another --out.*--overwrite/);
     },
   );

@@ -102,7 +102,7 @@ async function describeRun(outDir: string, files: string[]): Promise<string> {
       const s = JSON.parse(await readFile(join(outDir, 'summary.json'), 'utf8')) as Record<string, unknown>;
       const status = typeof s.status === 'string' ? `, ${s.status}` : s.stoppedEarly ? ', stopped early' : '';
       const accuracy = typeof s.testAccuracy === 'number' ? `, test accuracy ${(100 * s.testAccuracy).toFixed(2)}%` : '';
-      return `model ${String(s.model)} on ${String(s.dataset)}, ${String(s.epochs)} epochs done${accuracy}${status}`;
+      return `model ${String(s.model)} on ${String(s.dataset)}, ${String(s.epochs)} epoch${s.epochs === 1 ? '' : 's'} done${accuracy}${status}`;
     } catch { /* fall through to the checkpoint */ }
   }
   for (const name of ['last.ckpt', 'best.ckpt']) {
