@@ -89,6 +89,19 @@ test('a run interrupted mid-epoch and resumed gives exactly the losses of an uni
   assert.is(totals.trainImages, 8 * 16, 'images trained over the whole run: 8 steps of 16');
 });
 
+test('interrupted after the last batch of an epoch, the resume evaluates that epoch with the sums of all its steps', async () => {
+  const dir = join(root, 'edge');
+  const first = new AbortController();
+  await train(options(dir), {}, quiet, { progressStream: sink, signal: first.signal, onStep: (step) => { if (step === 4) first.abort(); } });
+  // The resume trains no step of epoch 1 (its 4 batches are done), evaluates it, and is stopped in epoch 2.
+  const second = new AbortController();
+  await train(options(dir, { resume: join(dir, 'last.ckpt') }), {}, quiet, { progressStream: sink, signal: second.signal, onStep: () => second.abort() });
+  const epochOne = async (d: string) => (await rawRecords(d)).filter(isEpochRecord).filter((r) => r.epoch === 1).map((r) => [r.trainLoss, r.trainAccuracy, r.testLoss, r.testAccuracy]);
+  const got = await epochOne(dir);
+  assert.equal(got, await epochOne(join(root, 'whole')), 'equal to the uninterrupted run of the first test');
+  assert.ok(Number.isFinite(got[0][0] as number), 'not 0/0');
+});
+
 test('--overwrite replaces a run; a resume applies a new --lr and records it; a NaN stop says so in summary.json and leaves the checkpoint', async () => {
   const dir = join(root, 'nan');
   await mkdir(dir);
