@@ -107,6 +107,8 @@ test('features: a missing --out directory, an existing --out and a wrong extensi
   await refused(runFeatures(flags(dir), [image], quiet, NO_GPU), `--out ${dir} is a directory`);
   // With --overwrite the --out checks pass and the next problem is the weights.
   await refused(runFeatures(flags(existing, { overwrite: true }), [image], quiet, NO_GPU), 'absent.safetensors');
+  await refused(runFeatures({ ...flags(join(dir, 'new.npy')), weights: checkpoint }, [image], quiet, NO_GPU),
+    `${checkpoint} is a densenet-wgsl training checkpoint, not what --weights takes; give it with "densenet-wgsl export --checkpoint ${checkpoint} --out FILE.safetensors" first`);
 });
 
 test('predict: a checkpoint given as --weights says --checkpoint, safetensors given as --checkpoint says --weights', async () => {

@@ -190,6 +190,9 @@ function asUsage<T>(command: string, f: () => Promise<T>): Promise<T> {
 async function modelAndWeights(flags: ParsedFlags, command: string): Promise<{ config: DenseNetConfig; contents: SafetensorsContents; weights: string }> {
   const weights = flags.weights as string | undefined;
   if (!weights) throw new UsageError(`${command}: --weights FILE.safetensors is required`);
+  await refuseWrongKind(command, 'weights', weights, {
+    checkpoint: command === 'predict' ? '--checkpoint (a model trained here)' : `"densenet-wgsl export --checkpoint ${weights} --out FILE.safetensors" first`,
+  });
   const contents = await asUsage(command, () => readSafetensors(weights));
   let config: DenseNetConfig | undefined;
   if (flags.model !== undefined) config = await configFromFlag(String(flags.model), command);
@@ -276,9 +279,6 @@ export async function runPredictDispatch(flags: ParsedFlags, files: string[], gi
     await refuseWrongKind('predict', 'checkpoint', flags.checkpoint as string, { safetensors: '--weights (torchvision-named weights)' });
     return runPredict(flags, files);
   }
-  if (given.has('weights')) {
-    await refuseWrongKind('predict', 'weights', flags.weights as string, { checkpoint: '--checkpoint (a model trained here)' });
-    return runImagenetPredict(flags, files);
-  }
+  if (given.has('weights')) return runImagenetPredict(flags, files);
   throw new UsageError('predict: give --checkpoint FILE (a model trained here) or --weights FILE.safetensors [--model densenet121] (torchvision ImageNet weights)');
 }
