@@ -207,14 +207,3 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
   }
   return rows;
 }
-
-/** The command line: flags as parsed by src/cli/main.ts. */
-export async function runInferenceBenchmarkCli(flags: Record<string, unknown>): Promise<void> {
-  const batches = String(flags.batches ?? '1,8').split(',').map((b) => Number(b.trim()));
-  const { adapterOptions } = await import('../src/cli/args.js');
-  await runInferenceBenchmark({
-    json: flags.json as string | undefined, batches, reps: flags.reps as number, warmup: flags.warmup as number,
-    model: flags.model as string | undefined, memory: flags.memory as MemoryStrategy | undefined, oursOnly: flags['ours-only'] === true,
-    device: adapterOptions(flags as never),
-  });
-}

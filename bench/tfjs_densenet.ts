@@ -14,7 +14,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node bundle registers no gradients; this path registers them into the shared registry (see batchnorm.test.ts).
 import '../node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js';
-import type { ArchitectureSpec, BatchNormSpec, LayerSpec } from '../src/models/architecture.js';
+import type { ArchitectureSpec, BatchNormSpec } from '../src/models/architecture.js';
+import { poolBuilders, walkDenseNet, type OpBuilders } from './tfjs_walk.js';
 
 export type ParameterMap = Map<string, Float32Array>;
 
@@ -37,17 +38,17 @@ export function trainableNames(arch: ArchitectureSpec): string[] {
   return arch.parameters.filter((p) => p.trainable).map((p) => p.name);
 }
 
-/** One layer of the spec on an NHWC tensor (a [N, C] tensor after the global pool). */
-function applyLayer(layer: LayerSpec, x: tf.Tensor, p: (name: string) => tf.Tensor, eps: number, mode: Mode): tf.Tensor {
-  switch (layer.kind) {
-    case 'conv': {
+/** The layers of the spec as tfjs ops on NHWC tensors; `p` gives a parameter as a tensor. */
+function opBuilders(p: (name: string) => tf.Tensor, eps: number, mode: Mode): OpBuilders {
+  return {
+    conv(layer, x) {
       // OIHW → HWIO; explicit zero padding, then a 'valid' convolution.
       const w = tf.transpose(p(`${layer.name}.weight`), [2, 3, 1, 0]) as tf.Tensor4D;
       const q = layer.padding;
       const padded = q > 0 ? tf.pad(x as tf.Tensor4D, [[0, 0], [q, q], [q, q], [0, 0]]) : x;
       return tf.conv2d(padded as tf.Tensor4D, w, layer.stride, 'valid');
-    }
-    case 'bn': {
+    },
+    bn(layer, x) {
       const gamma = p(`${layer.name}.weight`);
       const beta = p(`${layer.name}.bias`);
       let mean: tf.Tensor;
@@ -62,36 +63,19 @@ function applyLayer(layer: LayerSpec, x: tf.Tensor, p: (name: string) => tf.Tens
       }
       const normalized = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
       return tf.relu(tf.add(tf.mul(normalized, gamma), beta));
-    }
-    case 'maxpool': {
-      const q = layer.padding;
-      const padded = q > 0 ? tf.pad(x as tf.Tensor4D, [[0, 0], [q, q], [q, q], [0, 0]], -Infinity) : x;
-      return tf.maxPool(padded as tf.Tensor4D, layer.kernel, layer.stride, 'valid');
-    }
-    case 'avgpool':
-      if (layer.padding !== 0) throw new Error(`tfjs model: ${layer.name}: padded average pooling is not modelled`);
-      return tf.avgPool(x as tf.Tensor4D, layer.kernel, layer.stride, 'valid');
-    case 'globalpool':
-      return tf.mean(x, [1, 2]);
-    case 'dropout':
+    },
+    ...poolBuilders(tf, 'tfjs model'),
+    dropout(layer, x) {
       if (mode.training) throw new Error(`tfjs model: ${layer.name}: dropout cannot be reproduced (the engine's masks are its own); train without dropout`);
       return x;
-    case 'linear':
-      return tf.add(tf.matMul(x as tf.Tensor2D, p(`${layer.name}.weight`) as tf.Tensor2D, false, true), p(`${layer.name}.bias`));
-  }
+    },
+    linear: (layer, x) => tf.add(tf.matMul(x as tf.Tensor2D, p(`${layer.name}.weight`) as tf.Tensor2D, false, true), p(`${layer.name}.bias`)),
+  };
 }
 
 /** The whole network: NCHW images → [N, classes] logits (or [N, features] for a feature extractor). */
 function network(arch: ArchitectureSpec, images: tf.Tensor4D, p: (name: string) => tf.Tensor, mode: Mode): tf.Tensor {
-  const eps = arch.config.bnEps;
-  const run = (ops: LayerSpec[], x: tf.Tensor) => ops.reduce((h, layer) => applyLayer(layer, h, p, eps, mode), x);
-  let x: tf.Tensor = tf.transpose(images, [0, 2, 3, 1]);
-  x = run(arch.stem, x);
-  for (const block of arch.blocks) {
-    for (const layer of block.layers) x = tf.concat([x, run(layer.ops, x)], 3);
-    if (block.transition) x = run(block.transition.ops, x);
-  }
-  return run(arch.head, x);
+  return walkDenseNet(tf, arch, tf.transpose(images, [0, 2, 3, 1]), opBuilders(p, arch.config.bnEps, mode));
 }
 
 function meanCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {

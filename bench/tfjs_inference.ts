@@ -6,7 +6,8 @@
 // nothing read back but the output. Runs on whatever backend is current (webgpu in the benchmark).
 
 import type * as TfCore from '@tensorflow/tfjs-core';
-import type { ArchitectureSpec, LayerSpec } from '../src/models/architecture.js';
+import type { ArchitectureSpec } from '../src/models/architecture.js';
+import { walkDenseNet, type OpBuilders } from './tfjs_walk.js';
 
 type Tf = typeof TfCore;
 type Tensor = TfCore.Tensor;
@@ -35,42 +36,28 @@ export function createTfjsInference(tf: Tf, arch: ArchitectureSpec, params: Map<
   const w = (name: string) => weights.get(name)!;
   const eps = arch.config.bnEps;
 
-  const layer = (l: LayerSpec, x: Tensor): Tensor => {
-    switch (l.kind) {
-      case 'conv': {
-        // 'same' where it equals the symmetric padding (stride 1, odd kernel); explicit otherwise (the 7×7/2 stem).
-        const pad = l.padding === 0 ? 'valid' : l.stride === 1 && 2 * l.padding + 1 === l.kernel ? 'same' : l.padding;
-        return tf.conv2d(x as TfCore.Tensor4D, w(`${l.name}.weight`) as TfCore.Tensor4D, l.stride, pad);
-      }
-      case 'bn':
-        return tf.relu(tf.batchNorm(x, w(`${l.name}.running_mean`) as TfCore.Tensor1D, w(`${l.name}.running_var`) as TfCore.Tensor1D,
-          w(`${l.name}.bias`) as TfCore.Tensor1D, w(`${l.name}.weight`) as TfCore.Tensor1D, eps));
-      case 'maxpool':
-        return tf.maxPool(x as TfCore.Tensor4D, l.kernel, l.stride, l.padding);
-      case 'avgpool':
-        return tf.avgPool(x as TfCore.Tensor4D, l.kernel, l.stride, l.padding === 0 ? 'valid' : l.padding);
-      case 'globalpool':
-        return tf.mean(x, [1, 2]);
-      case 'dropout':
-        return x;
-      case 'linear':
-        return tf.add(tf.matMul(x as TfCore.Tensor2D, w(`${l.name}.weight`) as TfCore.Tensor2D), w(`${l.name}.bias`));
-    }
+  const ops: OpBuilders = {
+    conv(l, x) {
+      // 'same' where it equals the symmetric padding (stride 1, odd kernel); explicit otherwise (the 7×7/2 stem).
+      const pad = l.padding === 0 ? 'valid' : l.stride === 1 && 2 * l.padding + 1 === l.kernel ? 'same' : l.padding;
+      return tf.conv2d(x as TfCore.Tensor4D, w(`${l.name}.weight`) as TfCore.Tensor4D, l.stride, pad);
+    },
+    bn: (l, x) => tf.relu(tf.batchNorm(x, w(`${l.name}.running_mean`) as TfCore.Tensor1D, w(`${l.name}.running_var`) as TfCore.Tensor1D,
+      w(`${l.name}.bias`) as TfCore.Tensor1D, w(`${l.name}.weight`) as TfCore.Tensor1D, eps)),
+    // Padding given to the pool ops (implicit), as a tfjs user writes them.
+    maxpool: (l, x) => tf.maxPool(x as TfCore.Tensor4D, l.kernel, l.stride, l.padding),
+    avgpool: (l, x) => tf.avgPool(x as TfCore.Tensor4D, l.kernel, l.stride, l.padding === 0 ? 'valid' : l.padding),
+    globalpool: (_l, x) => tf.mean(x, [1, 2]),
+    dropout: (_l, x) => x,
+    linear: (l, x) => tf.add(tf.matMul(x as TfCore.Tensor2D, w(`${l.name}.weight`) as TfCore.Tensor2D), w(`${l.name}.bias`)),
   };
-  const run = (ops: LayerSpec[], x: Tensor) => ops.reduce((h, l) => layer(l, h), x);
 
   return {
     run(images, batch) {
       const [c, h, wd] = arch.config.inputShape;
       if (images.length !== batch * c * h * wd) throw new Error(`tfjs inference: ${images.length} values are not ${batch} images of [${c}, ${h}, ${wd}]`);
       return tf.tidy(() => {
-        let x: Tensor = tf.transpose(tf.tensor4d(images, [batch, c, h, wd]), [0, 2, 3, 1]);
-        x = run(arch.stem, x);
-        for (const block of arch.blocks) {
-          for (const dense of block.layers) x = tf.concat([x, run(dense.ops, x)], 3);
-          if (block.transition) x = run(block.transition.ops, x);
-        }
-        return run(arch.head, x);
+        return walkDenseNet(tf, arch, tf.transpose(tf.tensor4d(images, [batch, c, h, wd]), [0, 2, 3, 1]), ops);
       });
     },
     dispose() {

@@ -9,9 +9,10 @@
 // 'elementwise' spells the normalization out in elementwise ops as the oracle does.
 
 import type * as TfCore from '@tensorflow/tfjs-core';
-import type { ArchitectureSpec, LayerSpec } from '../src/models/architecture.js';
+import type { ArchitectureSpec } from '../src/models/architecture.js';
 import { size } from '../src/models/architecture.js';
 import { initialValues, SeededRandom } from '../src/models/init.js';
+import { poolBuilders, walkDenseNet, type OpBuilders } from './tfjs_walk.js';
 
 type Tf = typeof TfCore;
 type Tensor = TfCore.Tensor;
@@ -94,51 +95,28 @@ export function createTfjsTrainer(tf: Tf, arch: ArchitectureSpec, params: Parame
   const fusedBn = (o.batchNorm ?? 'fused') === 'fused';
   const m = c.bnMomentum;
 
-  const layer = (spec: LayerSpec, x: Tensor): Tensor => {
-    switch (spec.kind) {
-      case 'conv':
-        return tf.conv2d(x as TfCore.Tensor4D, v(`${spec.name}.weight`) as TfCore.Tensor4D, spec.stride, spec.padding);
-      case 'bn': {
-        const gamma = v(`${spec.name}.weight`);
-        const beta = v(`${spec.name}.bias`);
-        const { mean, variance } = tf.moments(x, [0, 1, 2]);
-        // Running statistics: (1 − m)·running + m·batch, with the unbiased variance (PyTorch).
-        const count = x.shape[0]! * x.shape[1]! * x.shape[2]!;
-        const runningMean = v(`${spec.name}.running_mean`);
-        const runningVar = v(`${spec.name}.running_var`);
-        runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
-        runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))));
-        const normalized = fusedBn
-          ? tf.batchNorm(x, mean, variance, beta, gamma, c.bnEps)
-          : tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, c.bnEps))), gamma), beta);
-        return tf.relu(normalized);
-      }
-      case 'maxpool': {
-        const q = spec.padding;
-        const padded = q > 0 ? tf.pad(x as TfCore.Tensor4D, [[0, 0], [q, q], [q, q], [0, 0]], -Infinity) : x;
-        return tf.maxPool(padded as TfCore.Tensor4D, spec.kernel, spec.stride, 'valid');
-      }
-      case 'avgpool':
-        if (spec.padding !== 0) throw new Error(`tfjs trainer: ${spec.name}: padded average pooling is not modelled`);
-        return tf.avgPool(x as TfCore.Tensor4D, spec.kernel, spec.stride, 'valid');
-      case 'globalpool':
-        return tf.mean(x, [1, 2]);
-      case 'dropout':
-        throw new Error(`tfjs trainer: ${spec.name}: dropout is not modelled`);
-      case 'linear':
-        return tf.add(tf.matMul(x as TfCore.Tensor2D, v(`${spec.name}.weight`) as TfCore.Tensor2D), v(`${spec.name}.bias`));
-    }
+  const ops: OpBuilders = {
+    conv: (spec, x) => tf.conv2d(x as TfCore.Tensor4D, v(`${spec.name}.weight`) as TfCore.Tensor4D, spec.stride, spec.padding),
+    bn(spec, x) {
+      const gamma = v(`${spec.name}.weight`);
+      const beta = v(`${spec.name}.bias`);
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      // Running statistics: (1 − m)·running + m·batch, with the unbiased variance (PyTorch).
+      const count = x.shape[0]! * x.shape[1]! * x.shape[2]!;
+      const runningMean = v(`${spec.name}.running_mean`);
+      const runningVar = v(`${spec.name}.running_var`);
+      runningMean.assign(tf.add(tf.mul(runningMean, 1 - m), tf.mul(mean, m)));
+      runningVar.assign(tf.add(tf.mul(runningVar, 1 - m), tf.mul(variance, (m * count) / (count - 1))));
+      const normalized = fusedBn
+        ? tf.batchNorm(x, mean, variance, beta, gamma, c.bnEps)
+        : tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, c.bnEps))), gamma), beta);
+      return tf.relu(normalized);
+    },
+    ...poolBuilders(tf, 'tfjs trainer'),
+    dropout(spec) { throw new Error(`tfjs trainer: ${spec.name}: dropout is not modelled`); },
+    linear: (spec, x) => tf.add(tf.matMul(x as TfCore.Tensor2D, v(`${spec.name}.weight`) as TfCore.Tensor2D), v(`${spec.name}.bias`)),
   };
-  const run = (ops: LayerSpec[], x: Tensor) => ops.reduce((h, spec) => layer(spec, h), x);
-  const logitsOf = (images: Tensor): Tensor => {
-    let x = run(arch.stem, images);
-    for (const block of arch.blocks) {
-      // Keras's DenseNet: each layer's output is concatenated to its input on the channel axis.
-      for (const l of block.layers) x = tf.concat([x, run(l.ops, x)], 3);
-      if (block.transition) x = run(block.transition.ops, x);
-    }
-    return run(arch.head, x);
-  };
+  const logitsOf = (images: Tensor): Tensor => walkDenseNet(tf, arch, images, ops);
 
   let disposed = false;
   return {

@@ -3,9 +3,9 @@
 // tfjs-core's Node entry (dist/tf-core.node.js) registers no gradients; they live in the package's
 // ES-module tree (dist/register_all_gradients.js and the op files it imports), which Node cannot load
 // as shipped: the files use ES `import` in a package without "type": "module", and their relative
-// specifiers have no extension. Tests import that file and let esbuild bundle it, but the CLI must
-// not: bundling it makes dist/cli.js import tfjs's dependencies ("long") at start-up, so the CLI
-// would fail without the dev dependencies. Instead, only when a benchmark needs gradients, we add a
+// specifiers have no extension. Tests import that file and let esbuild bundle it, but the benchmarks'
+// bundle must not: bundling it makes dist/bench.js import tfjs's dependencies ("long") when loaded, so
+// every `bench` command would fail without the dev dependencies. Instead, only when a benchmark needs gradients, we add a
 // module-loader hook (node:module register) that loads exactly that directory as ES modules and
 // appends ".js" to its extensionless relative imports, then import the file. The op copies it
 // brings register into tfjs's global gradient registry, which the Node entry reads.

@@ -11,7 +11,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -374,6 +374,16 @@ test('predict and features on image files: batched with a short last batch, equa
   assert.equal(read.shape, [3, 16]);
   assert.equal([...read.data], [...features.features]);
   assert.match(lines.join('\n'), /3 images in [\d.]+ s: [\d.]+ images\/s .*peak GPU memory [\d.]+ MiB/);
+  // An existing --out is replaced only with --overwrite, and then by a rename, never truncated in
+  // place: a hard link to the old file still holds the old features.
+  await expectRejection(runFeatures({ weights: weightsFile, model: configFile, out: npy, batch: 8 }, files, () => {}, gpu), UsageError,
+    `--out ${npy} already exists (a NumPy .npy array)`, '--overwrite');
+  const oldBytes = await readFile(npy);
+  const oldLink = join(dir, 'features-old.npy');
+  await link(npy, oldLink);
+  await runFeatures({ weights: weightsFile, model: configFile, out: npy, batch: 8, overwrite: true }, files.slice(0, 1), () => {}, gpu);
+  assert.equal(decodeNpyFloat32(new Uint8Array(await readFile(npy))).shape, [1, 16], 'replaced with the new features');
+  assert.equal(new Uint8Array(await readFile(oldLink)), new Uint8Array(oldBytes), 'the old file was not written into');
   const jsonOut = join(dir, 'features.json');
   await runFeatures({ weights: weightsFile, model: configFile, out: jsonOut, batch: 3 }, files, () => {}, gpu);
   const parsed = JSON.parse(await readFile(jsonOut, 'utf8')) as { shape: number[]; images: { file: string; features: number[] }[] };

@@ -1,6 +1,8 @@
 // A small, strict command-line parser: every flag must be declared, so a typo is an error that
 // names the flag and lists the ones the command takes, instead of being silently ignored.
 
+import { UsageError } from '../base/usage_error.js';
+
 export interface FlagSpec {
   name: string;
   /** 'boolean' flags take no value; others take the next argument or `--flag=value`. */
@@ -11,7 +13,7 @@ export interface FlagSpec {
 
 export type ParsedFlags = Record<string, string | number | boolean | undefined>;
 
-export class UsageError extends Error {}
+export { UsageError } from '../base/usage_error.js';
 
 export function parseFlags(command: string, argv: string[], specs: FlagSpec[]): { flags: ParsedFlags; positional: string[]; given: Set<string> } {
   const flags: ParsedFlags = {};

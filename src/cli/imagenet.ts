@@ -7,19 +7,22 @@
 // (antialiased bilinear, as PIL), centre-crop 224, normalize with the ImageNet mean and std. For
 // models with another input size the resize keeps the 256/224 ratio.
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import { writeFileAtomic } from '../base/atomic_file.js';
 import { formatAdapter, openDevice, type Gpu } from '../gpu/device.js';
 import type { MemoryReport } from '../gpu/arena.js';
 import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
+import { readCheckpoint } from '../train/checkpoint.js';
 import { centerCrop, decodeImageFile, resizeShorterSide, toModelInput, toRgb, type FloatImage } from '../train/images.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
 import { configFromWeights, exportTorchvisionWeights, loadTorchvisionWeights, WeightsError, type LoadReport } from '../io/torchvision.js';
 import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { checkOutFile, refuseWrongKind } from './files.js';
 import { runPredict } from './train.js';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -147,6 +150,7 @@ export const FEATURES_FLAGS: FlagSpec[] = [
   { name: 'weights', type: 'string', help: 'torchvision-named .safetensors weights' },
   { name: 'model', type: 'string', help: 'preset (densenet121/169/201/161) or JSON config (default: from the weights)' },
   { name: 'out', type: 'string', help: 'output file: .npy (float32, shape (images, features)) or .json' },
+  { name: 'overwrite', type: 'boolean', help: 'replace an existing --out file' },
   { name: 'batch', type: 'number', help: 'images per GPU run', default: 8 },
   ...ADAPTER_FLAGS,
 ];
@@ -154,6 +158,7 @@ export const FEATURES_FLAGS: FlagSpec[] = [
 export const EXPORT_FLAGS: FlagSpec[] = [
   { name: 'checkpoint', type: 'string', help: 'checkpoint written by train' },
   { name: 'out', type: 'string', help: 'output .safetensors file (torchvision names; load_state_dict in PyTorch)' },
+  { name: 'overwrite', type: 'boolean', help: 'replace an existing --out file' },
 ];
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -185,6 +190,9 @@ function asUsage<T>(command: string, f: () => Promise<T>): Promise<T> {
 async function modelAndWeights(flags: ParsedFlags, command: string): Promise<{ config: DenseNetConfig; contents: SafetensorsContents; weights: string }> {
   const weights = flags.weights as string | undefined;
   if (!weights) throw new UsageError(`${command}: --weights FILE.safetensors is required`);
+  await refuseWrongKind(command, 'weights', weights, {
+    checkpoint: command === 'predict' ? '--checkpoint (a model trained here)' : `"densenet-wgsl export --checkpoint ${weights} --out FILE.safetensors" first`,
+  });
   const contents = await asUsage(command, () => readSafetensors(weights));
   let config: DenseNetConfig | undefined;
   if (flags.model !== undefined) config = await configFromFlag(String(flags.model), command);
@@ -225,20 +233,20 @@ export async function runImagenetPredict(flags: ParsedFlags, files: string[], lo
 export async function runFeatures(flags: ParsedFlags, files: string[], log: (line: string) => void = console.log, device?: Gpu): Promise<void> {
   const out = flags.out as string | undefined;
   if (!out) throw new UsageError('features: --out FILE.npy or FILE.json is required');
+  await checkOutFile('features', out, { extensions: ['.npy', '.json'], format: 'float32 .npy or .json feature vectors', overwrite: flags.overwrite === true });
   const kind = extname(out).toLowerCase();
-  if (kind !== '.npy' && kind !== '.json') throw new UsageError(`features: --out must end in .npy or .json, got "${out}"`);
   if (files.length === 0) throw new UsageError('features: give one or more image files (PNG or JPEG)');
   const { config, contents, weights } = await modelAndWeights(flags, 'features');
   await withGpu(flags, device, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} as a feature extractor with ${weights}`);
     const { features, dims, stats } = await asUsage('features', () => extractImagenetFeatures({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number }));
     if (kind === '.npy') {
-      await writeFile(out, encodeNpyFloat32(features, [files.length, dims]));
+      await writeFileAtomic(out, [encodeNpyFloat32(features, [files.length, dims])]);
       log(`wrote ${out}: float32 (${files.length}, ${dims}); row i is image i in the order given:`);
       files.forEach((f, i) => log(`  ${i} ${f}`));
     } else {
       const rows = files.map((file, i) => ({ file, features: Array.from(features.subarray(i * dims, (i + 1) * dims)) }));
-      await writeFile(out, JSON.stringify({ model: config.name, weights, shape: [files.length, dims], images: rows }) + '\n');
+      await writeFileAtomic(out, [new TextEncoder().encode(JSON.stringify({ model: config.name, weights, shape: [files.length, dims], images: rows }) + '\n')]);
       log(`wrote ${out}: ${files.length} feature vectors of ${dims} values`);
     }
     log(statsLine(stats));
@@ -250,7 +258,10 @@ export async function runExport(flags: ParsedFlags, log: (line: string) => void 
   const out = flags.out as string | undefined;
   if (!checkpoint) throw new UsageError('export: --checkpoint FILE is required');
   if (!out) throw new UsageError('export: --out FILE.safetensors is required');
-  const report = await asUsage('export', () => exportTorchvisionWeights(checkpoint, out));
+  await checkOutFile('export', out, { extensions: ['.safetensors'], format: 'safetensors', overwrite: flags.overwrite === true });
+  await refuseWrongKind('export', 'checkpoint', checkpoint, { safetensors: 'predict --weights or features --weights (it is already safetensors)' });
+  const contents = await readCheckpoint(checkpoint);
+  const report = await asUsage('export', () => exportTorchvisionWeights({ ...contents, name: checkpoint }, out));
   log(`wrote ${out}: model ${report.config.name}, ${report.parameters} tensors with torchvision names plus ${report.tensors - report.parameters} num_batches_tracked`);
   if (report.config.stem === 'imagenet') {
     log('in PyTorch: from safetensors.torch import load_file; model.load_state_dict(load_file(' + JSON.stringify(out) + '))');
@@ -265,6 +276,7 @@ export async function runPredictDispatch(flags: ParsedFlags, files: string[], gi
     if (imagenetOnly.length > 0) {
       throw new UsageError(`predict: ${imagenetOnly.map((f) => `--${f}`).join(', ')} go with --weights, not --checkpoint (a checkpoint knows its model)`);
     }
+    await refuseWrongKind('predict', 'checkpoint', flags.checkpoint as string, { safetensors: '--weights (torchvision-named weights)' });
     return runPredict(flags, files);
   }
   if (given.has('weights')) return runImagenetPredict(flags, files);

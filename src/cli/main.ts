@@ -1,5 +1,6 @@
 // densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
 import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { BENCH_COMMANDS } from './bench_commands.js';
 import { reportError } from './errors.js';
 import { runInfo } from './info.js';
 import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
@@ -56,62 +57,7 @@ const commands: Record<string, Command> = {
     ],
     run: async (flags) => { const { runSummary } = await import('./summary.js'); runSummary(flags); },
   },
-  'bench ops': {
-    summary: 'time conv/batch norm/pool kernels against tfjs-webgpu on the same adapter',
-    flags: [...ADAPTER_FLAGS,
-      { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
-      { name: 'reps', type: 'number', help: 'timed repetitions per measurement', default: 5 },
-      { name: 'ops', type: 'string', help: 'comma-separated subset: conv3x3,conv1x1,batchnorm,avgpool' }],
-    run: async (flags) => {
-      const { runOpsBenchmarkCli } = await import('./bench_ops.js');
-      await runOpsBenchmarkCli(flags);
-    },
-  },
-  'bench train': {
-    summary: 'training-step images/s: ours under each memory strategy vs tfjs-webgpu (same adapter) and tfjs cpu',
-    flags: [...ADAPTER_FLAGS,
-      { name: 'json', type: 'string', help: 'also write { header, rows } as JSON to this file' },
-      { name: 'models', type: 'string', help: 'comma-separated presets (default densenet-bc-40-12,densenet-bc-100-12)' },
-      { name: 'batches', type: 'string', help: 'comma-separated batch sizes (default 16,64)' },
-      { name: 'impls', type: 'string', help: 'subset of ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu,tfjs-cpu' },
-      { name: 'steps', type: 'number', help: 'timed steps per configuration (default 3 on a software adapter, 10 otherwise)' },
-      { name: 'budget', type: 'number', help: 'seconds per configuration: a slower warm-up step is reported as not run', default: 120 },
-      { name: 'tfjs-memory-cap', type: 'number', help: "GB cap on tfjs-webgpu's buffer pool (default half the free memory on a software adapter)" }],
-    run: async (flags) => {
-      const { runTrainBenchmarkCli } = await import('./bench_train.js');
-      await runTrainBenchmarkCli(flags);
-    },
-  },
-  'bench memory': {
-    summary: 'peak GPU memory against depth per memory strategy (planned, measured, tfjs-webgpu), fits, deepest in 12 GB',
-    flags: [...ADAPTER_FLAGS,
-      { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
-      { name: 'svg', type: 'string', help: 'plot peak memory against depth to this SVG file' },
-      { name: 'measure', type: 'boolean', help: 'also measure peaks by running one training step (ours and tfjs-webgpu) at every depth that fits the budget' },
-      { name: 'depths', type: 'string', help: 'comma-separated depths 6n+4 (default 40,64,100,136,172,208,250)' },
-      { name: 'batch', type: 'number', help: 'batch size', default: 64 },
-      { name: 'budget', type: 'number', help: 'seconds per measured configuration', default: 180 },
-      { name: 'tfjs-memory-cap', type: 'number', help: "GB cap on tfjs-webgpu's buffer pool (default half the free memory on a software adapter)" }],
-    run: async (flags) => {
-      const { runMemoryBenchmarkCli } = await import('./bench_memory.js');
-      await runMemoryBenchmarkCli(flags);
-    },
-  },
-  'bench inference': {
-    summary: 'DenseNet-121 inference at batch 1 and 8, ours against tfjs-webgpu on the same adapter (images/s)',
-    flags: [...ADAPTER_FLAGS,
-      { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' },
-      { name: 'batches', type: 'string', help: 'comma-separated batch sizes', default: '1,8' },
-      { name: 'model', type: 'string', help: 'preset name', default: 'densenet121' },
-      { name: 'reps', type: 'number', help: 'timed repetitions per side and batch (few: slow on software adapters)', default: 2 },
-      { name: 'warmup', type: 'number', help: 'untimed runs per side and batch first', default: 1 },
-      { name: 'memory', type: 'string', help: 'our memory strategy: naive, shared, recompute or fused', default: 'fused' },
-      { name: 'ours-only', type: 'boolean', help: 'skip TensorFlow.js' }],
-    run: async (flags) => {
-      const { runInferenceBenchmarkCli } = await import('../../bench/inference.js');
-      await runInferenceBenchmarkCli(flags);
-    },
-  },
+  ...BENCH_COMMANDS,
 };
 
 function usage(): string {

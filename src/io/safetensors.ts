@@ -14,7 +14,7 @@
 // is refused with an error naming the tensor and its dtype.
 
 import { readFile, stat } from 'node:fs/promises';
-import { writeFileAtomic, type AtomicFileSystem } from '../train/checkpoint.js';
+import { writeFileAtomic, type AtomicFileSystem } from '../base/atomic_file.js';
 
 export type FloatDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 export type SupportedDtype = FloatDtype | 'I64';

@@ -10,7 +10,6 @@ import { describeDenseNet, size, type ArchitectureSpec } from '../models/archite
 import { validateConfig, type DenseNetConfig } from '../models/densenet_config.js';
 import type { DenseNetModel } from '../models/model.js';
 import { PRESETS } from '../models/presets.js';
-import { readCheckpoint, type CheckpointContents } from '../train/checkpoint.js';
 import { readSafetensors, writeSafetensors, type SafetensorsContents, type WritableTensor } from './safetensors.js';
 
 /** Weights that do not fit a model; `problems` lists each one (also in the message). */
@@ -151,20 +150,24 @@ export interface ExportOptions {
   metadata?: Record<string, string>;
 }
 
+/** A training checkpoint's contents (src/train/checkpoint.ts's CheckpointContents) and, for messages, its file name. */
+export interface TrainedWeights { header: Record<string, unknown>; tensors: Map<string, Float32Array>; name?: string }
+
 export interface ExportReport { file: string; config: DenseNetConfig; tensors: number; parameters: number }
 
 /**
  * Writes a model's (or a training checkpoint's) weights as a torchvision state_dict in safetensors:
  * F32 tensors with torchvision names and layouts plus I64 num_batches_tracked scalars, and the
- * config in the metadata. `source` is a model, a checkpoint path, or checkpoint contents.
+ * config in the metadata. `source` is a model or a training checkpoint's contents (read by the
+ * caller: checkpoints are src/train's format, which this room does not import).
  */
-export async function exportTorchvisionWeights(source: DenseNetModel | string | CheckpointContents, file: string, options: ExportOptions = {}): Promise<ExportReport> {
+export async function exportTorchvisionWeights(source: DenseNetModel | TrainedWeights, file: string, options: ExportOptions = {}): Promise<ExportReport> {
   let config: DenseNetConfig;
   let params: Map<string, Float32Array>;
   let steps = 0;
-  if (typeof source === 'string' || !('arch' in source)) {
-    const checkpoint = typeof source === 'string' ? await readCheckpoint(source) : source;
-    const name = typeof source === 'string' ? source : 'checkpoint';
+  if (!('arch' in source)) {
+    const checkpoint = source;
+    const name = source.name ?? 'checkpoint';
     config = checkpoint.header.config as DenseNetConfig;
     if (!config || typeof config !== 'object') throw new WeightsError(`export: ${name} has no model config in its header; is it a densenet-wgsl training checkpoint?`);
     validateConfig(config);

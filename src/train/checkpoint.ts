@@ -11,10 +11,12 @@
 //   ..  u32 CRC-32 (IEEE)                over every byte before it
 // The CRC is always the last 4 bytes, so any damage is caught before the header is trusted.
 
-import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { writeFileAtomic, type AtomicFileSystem } from '../base/atomic_file.js';
+
+// Atomic writes live in src/base (safetensors in src/io uses them too); re-exported for train's other users.
+export { nodeFileSystem, writeFileAtomic, type AtomicFileSystem, type WritableFile } from '../base/atomic_file.js';
 
 export const CHECKPOINT_MAGIC = 'DNWGSLCK';
 export const CHECKPOINT_VERSION = 1;
@@ -61,89 +63,6 @@ export function crc32(bytes: Uint8Array, previous = 0): number {
   }
   for (; i < n; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Atomic file writes, shared with metrics.ts (summary.json). The file-system operations go
-// through a small interface so tests can inject failures (a full disk, a failed rename) that a
-// root-owned test machine cannot provoke with permissions.
-
-export interface WritableFile {
-  write(bytes: Uint8Array): Promise<void>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface AtomicFileSystem {
-  /** Creates a new file (failing if it exists) for writing. */
-  create(path: string): Promise<WritableFile>;
-  rename(from: string, to: string): Promise<void>;
-  remove(path: string): Promise<void>;
-  /** fsyncs a directory so a rename in it survives a power cut. */
-  syncDirectory(path: string): Promise<void>;
-}
-
-export const nodeFileSystem: AtomicFileSystem = {
-  async create(path) {
-    const handle = await open(path, 'wx', 0o644);
-    return {
-      async write(bytes) {
-        // FileHandle.write may write fewer bytes than asked; loop until all are down.
-        for (let done = 0; done < bytes.length;) {
-          const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
-          done += bytesWritten;
-        }
-      },
-      sync: () => handle.sync(),
-      close: () => handle.close(),
-    };
-  },
-  rename: (from, to) => rename(from, to),
-  remove: (path) => rm(path, { force: true }),
-  async syncDirectory(path) {
-    let handle;
-    try {
-      handle = await open(path, 'r');
-      await handle.sync();
-    } catch (e) {
-      // Some platforms (Windows, some network file systems) cannot fsync a directory.
-      const code = (e as NodeJS.ErrnoException).code;
-      if (!['EISDIR', 'EINVAL', 'EPERM', 'EBADF', 'ENOTSUP'].includes(code ?? '')) throw e;
-    } finally {
-      await handle?.close();
-    }
-  },
-};
-
-/**
- * Writes `chunks` to `path` atomically: into `${path}.tmp-<pid>-<random>`, fsynced, renamed over
- * `path`, then the directory fsynced. On any error (including one thrown by the chunk iterator)
- * the temporary file is removed and an existing `path` is left untouched.
- */
-export async function writeFileAtomic(
-  path: string,
-  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-  fileSystem: AtomicFileSystem = nodeFileSystem,
-): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let file: WritableFile | undefined;
-  let created = false;
-  try {
-    file = await fileSystem.create(temp);
-    created = true;
-    for await (const chunk of chunks) await file.write(chunk);
-    await file.sync();
-    const closing = file;
-    file = undefined;
-    await closing.close();
-    await fileSystem.rename(temp, path);
-    created = false;
-  } catch (e) {
-    if (file) await file.close().catch(() => undefined);
-    if (created) await fileSystem.remove(temp).catch(() => undefined);
-    throw e;
-  }
-  await fileSystem.syncDirectory(dirname(path));
 }
 
 // ---------------------------------------------------------------------------------------------
