@@ -72,7 +72,12 @@ test('sessions compile every distinct pipeline before returning, reporting 0/N â
   const { loss } = await training.step(images, new Uint32Array([0, 1, 2, 3]), 0.1);
   assert.ok(Number.isFinite(loss));
   assert.is(gpu.pipelines.pipelinesCreated, before, 'no pipeline created at the first step');
-  inference.destroy(); training.destroy(); model.close();
+  inference.destroy(); training.destroy();
+  // Build only (precompile: false): no compile now, so no progress at all.
+  const built: [number, number][] = [];
+  const buildOnly = await TrainingSession.create(model, { batch: 3, memory: 'shared', optimizer: { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: true }, precompile: false, onCompile: (k, m) => built.push([k, m]) });
+  assert.equal(built, [], 'precompile: false reports nothing');
+  buildOnly.destroy(); model.close();
 });
 
 function trainOptions(outDir: string): TrainOptions {

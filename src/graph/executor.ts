@@ -14,6 +14,11 @@ import { planMemory, type MemoryPlan } from './planner.js';
 export interface ExecutableOptions {
   /** Progress of the driver's compile, k of N programs (default: the device's, see OpenDeviceOptions.onCompile). */
   onCompile?: CompileProgress;
+  /**
+   * Compile every pipeline now (default true). False leaves the driver's compile to the first
+   * step: for code that only builds (tests of bindings, pipeline counts) and never runs.
+   */
+  precompile?: boolean;
 }
 
 export class Executable {
@@ -43,7 +48,7 @@ export class Executable {
         throw new GraphError(`graph: op "${graph.ops[failed].name}" could not be built: ${reason.message}`);
       }
       await validateEncoding(gpu, graph, opLaunches);
-      await compilePipelines(gpu.device, opLaunches.flat(), options.onCompile ?? gpu.onCompile);
+      if (options.precompile !== false) await compilePipelines(gpu.device, opLaunches.flat(), options.onCompile ?? gpu.onCompile);
       return new Executable(gpu, graph, plan, pools, opLaunches);
     } catch (e) {
       for (const launches of opLaunches) launches.forEach((l) => l.destroy());
