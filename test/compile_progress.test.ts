@@ -8,7 +8,10 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { compileProgressPrinter } from '../src/cli/compile_progress.js';
+import { withNativeStderrMuted } from '../src/gpu/native_stderr.js';
 import { preset } from '../src/models/index.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { InferenceSession, TrainingSession } from '../src/models/session.js';
@@ -16,6 +19,16 @@ import { COMPILE_STOP_NOTICE } from '../src/train/compile_guard.js';
 import type { TrainOptions } from '../src/train/options.js';
 import { train, TrainingStopped } from '../src/train/trainer.js';
 import { closeTestGpu, testGpu } from './helpers.js';
+
+// Child mode for the last test: with stderr on a pipe, mute, then resolve a package through a symlink.
+if (process.env.MUTE_RESOLVE_DIR) {
+  const dir = process.env.MUTE_RESOLVE_DIR;
+  // Resolve once from the real directory first: Node's realpath cache then holds its parents.
+  createRequire(join(dir, 'real', 'x.js')).resolve('pkg/package.json');
+  withNativeStderrMuted(() => 0);
+  console.log(`resolved: ${createRequire(join(dir, 'linked', 'x.js')).resolve('pkg/package.json')}`);
+  process.exit(0);
+}
 
 const test = suite('compile progress, Ctrl-C during the compile, Dawn warnings');
 const DAWN_WARNING = /artificially reduced/;
@@ -159,6 +172,16 @@ test("info on a terminal (through `script`, where installed): no Dawn warning", 
   assert.is(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /smoke check/);
   assert.not.match(r.stdout, DAWN_WARNING);
+});
+
+test('muting stderr on a pipe leaves Node\'s module resolution alone (require.resolve still follows symlinks)', async () => {
+  const dir = await mkdtemp(join(root, 'resolve-'));
+  mkdirSync(join(dir, 'real', 'node_modules', 'pkg'), { recursive: true });
+  writeFileSync(join(dir, 'real', 'node_modules', 'pkg', 'package.json'), '{"name": "pkg"}');
+  symlinkSync(join(dir, 'real'), join(dir, 'linked'));
+  const r = spawnSync('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" "${process.argv[1]}" 2>&1 | cat`], { encoding: 'utf8', env: { ...process.env, MUTE_RESOLVE_DIR: dir, DENSENET_WGSL_VERBOSE: '' } });
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, `resolved: ${realpathSync(join(dir, 'real'))}/node_modules/pkg/package.json`);
 });
 
 test.run();

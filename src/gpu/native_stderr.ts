@@ -4,7 +4,7 @@
 // lavapipe says 1,000,000), whatever limits we request, and it has no switch to turn it off. The
 // only place to stop it is file descriptor 2 during that synchronous call.
 
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync, readlinkSync } from 'node:fs';
 import { isatty } from 'node:tty';
 
 /** True when DENSENET_WGSL_VERBOSE asks for Dawn's internal messages (1, true, yes). */
@@ -22,10 +22,11 @@ export function verboseFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
 export function withNativeStderrMuted<T>(fn: () => T): T {
   let saved: number;
   try {
-    const stat = fstatSync(2);
-    if (!(stat.isFIFO() || (stat.isCharacterDevice() && isatty(2)))) return fn();
-    fstatSync(0); // both lower descriptors must be open, or the reopen would not land on 2
-    fstatSync(1);
+    // readlink, not fstat: an fstat of a pipe leaves Node's shared stat buffer saying "FIFO", and
+    // the next require.resolve then stops resolving symlinks (seen with node_modules a symlink).
+    if (!(readlinkSync('/proc/self/fd/2').startsWith('pipe:') || isatty(2))) return fn();
+    readlinkSync('/proc/self/fd/0'); // both lower descriptors must be open, or the reopen would not land on 2
+    readlinkSync('/proc/self/fd/1');
     saved = openSync('/proc/self/fd/2', constants.O_WRONLY | constants.O_NOCTTY);
   } catch {
     return fn();
