@@ -1,6 +1,8 @@
 // A small, strict command-line parser: every flag must be declared, so a typo is an error that
 // names the flag and lists the ones the command takes, instead of being silently ignored.
 
+import type { OpenDeviceOptions } from '../gpu/device.js';
+import { compileProgressPrinter } from './compile_progress.js';
 import { UsageError } from '../base/usage_error.js';
 
 export interface FlagSpec {
@@ -57,17 +59,24 @@ export function formatFlags(specs: FlagSpec[]): string {
   }).join('\n');
 }
 
-/** Flags every GPU command takes: which adapter to use. */
+/** Flags every GPU command takes: which adapter to use, and whether to show Dawn's own messages. */
 export const ADAPTER_FLAGS: FlagSpec[] = [
   { name: 'backend', type: 'string', help: 'Dawn backend: vulkan, opengles, opengl, metal, d3d12 (env DENSENET_WGSL_BACKEND)' },
   { name: 'adapter', type: 'string', help: 'adapter name as Dawn lists it (env DENSENET_WGSL_ADAPTER)' },
   { name: 'power', type: 'string', help: 'power preference: high-performance or low-power' },
+  { name: 'verbose', type: 'boolean', help: "show Dawn's internal warnings (env DENSENET_WGSL_VERBOSE=1)" },
 ];
 
-export function adapterOptions(flags: ParsedFlags): { backend?: string; adapter?: string; powerPreference?: GPUPowerPreference } {
+/** Device options from ADAPTER_FLAGS; the compile of GPU programs is reported on stderr. */
+export function adapterOptions(flags: ParsedFlags): OpenDeviceOptions & { backend?: string; adapter?: string; powerPreference?: GPUPowerPreference } {
   const power = flags.power as string | undefined;
   if (power !== undefined && power !== 'high-performance' && power !== 'low-power') {
     throw new UsageError(`--power must be high-performance or low-power, got "${power}"`);
   }
-  return { backend: flags.backend as string | undefined, adapter: flags.adapter as string | undefined, powerPreference: power as GPUPowerPreference | undefined };
+  return {
+    backend: flags.backend as string | undefined, adapter: flags.adapter as string | undefined, powerPreference: power as GPUPowerPreference | undefined,
+    // Absent flag: leave it to openDevice (env DENSENET_WGSL_VERBOSE).
+    ...(flags.verbose ? { verbose: true } : {}),
+    onCompile: compileProgressPrinter(),
+  };
 }

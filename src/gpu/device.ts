@@ -5,7 +5,9 @@
 
 import { create, globals } from 'webgpu';
 import { BufferArena, type ArenaBuffer, type MemoryCategory } from './arena.js';
+import { verboseFromEnv, withNativeStderrMuted } from './native_stderr.js';
 import { createLaunch, KernelError, PipelineCache, type BufferLike, type CompiledProgram, type Launch, type ProgramSpec } from './program.js';
+import type { CompileProgress } from './warmup.js';
 
 export interface OpenDeviceOptions {
   /** Dawn backend: vulkan, opengl, opengles, metal, d3d12, null... (env DENSENET_WGSL_BACKEND). */
@@ -17,6 +19,10 @@ export interface OpenDeviceOptions {
   requiredLimits?: Partial<Record<keyof GPUSupportedLimits, number>>;
   /** Features to enable where the adapter has them (default: timestamp-query). */
   optionalFeatures?: GPUFeatureName[];
+  /** Let Dawn's internal warnings reach stderr (default: env DENSENET_WGSL_VERBOSE; otherwise muted on a terminal or pipe). */
+  verbose?: boolean;
+  /** Default progress reporter of every graph compiled on this device (Executable.create). */
+  onCompile?: CompileProgress;
 }
 
 export interface AdapterReport {
@@ -56,6 +62,8 @@ const RAISED_LIMITS = [
 export class Gpu {
   readonly arena: BufferArena;
   readonly pipelines: PipelineCache;
+  /** Reports the driver's compile of each executable built on this device, unless the caller gives its own. */
+  onCompile: CompileProgress | undefined;
   private lostReason: string | undefined;
   private closed = false;
 
@@ -188,9 +196,12 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
   const instance = create(dawnOptions);
+  const verbose = options.verbose ?? verboseFromEnv();
   let adapter: GPUAdapter | null;
   try {
-    adapter = await instance.requestAdapter({ powerPreference: options.powerPreference });
+    // Dawn discovers adapters inside this synchronous call and prints its limit-clamping warnings there.
+    const request = () => instance.requestAdapter({ powerPreference: options.powerPreference });
+    adapter = await (verbose ? request() : withNativeStderrMuted(request));
   } catch (e) {
     throw new Error(`gpu: Dawn could not find the adapter asked for (${dawnOptions.slice(1).join(', ') || 'default'}): ${(e as Error).message}`);
   }
@@ -228,7 +239,9 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
     features: [...device.features].sort(),
     limits: describeLimits(device.limits),
   };
-  return new Gpu(device, report, instance);
+  const gpu = new Gpu(device, report, instance);
+  gpu.onCompile = options.onCompile;
+  return gpu;
 }
 
 export function formatAdapter(a: AdapterReport): string {

@@ -1,14 +1,25 @@
 // Runs a planned graph: allocates one arena buffer per memory category (sized by the plan), builds
-// every op's launches up front (all pipelines compile before the first step), and records a step
-// as one compute pass in one command buffer. Per step only inputs and a few uniforms are written:
-// no allocation and no pipeline creation after construction.
+// every op's launches up front and compiles every pipeline for real before the first step (with
+// progress: see gpu/warmup.ts), and records a step as one compute pass in one command buffer. Per
+// step only inputs and a few uniforms are written: no allocation and no compile after construction.
 
 import type { ArenaBuffer, MemoryCategory } from '../gpu/arena.js';
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
+import { compilePipelines, type CompileProgress } from '../gpu/warmup.js';
 import type { TensorRef } from '../kernels/tensor.js';
 import { Graph, GraphError, type StepContext, type Value } from './graph.js';
 import { planMemory, type MemoryPlan } from './planner.js';
+
+export interface ExecutableOptions {
+  /** Progress of the driver's compile, k of N programs (default: the device's, see OpenDeviceOptions.onCompile). */
+  onCompile?: CompileProgress;
+  /**
+   * Compile every pipeline now (default true). False leaves the driver's compile to the first
+   * step: for code that only builds (tests of bindings, pipeline counts) and never runs.
+   */
+  precompile?: boolean;
+}
 
 export class Executable {
   private constructor(
@@ -19,7 +30,7 @@ export class Executable {
     private readonly opLaunches: Launch[][],
   ) {}
 
-  static async create(gpu: Gpu, graph: Graph, label = 'graph'): Promise<Executable> {
+  static async create(gpu: Gpu, graph: Graph, label = 'graph', options: ExecutableOptions = {}): Promise<Executable> {
     const plan = planMemory(graph);
     const pools = new Map<MemoryCategory, ArenaBuffer>();
     const opLaunches: Launch[][] = [];
@@ -37,6 +48,7 @@ export class Executable {
         throw new GraphError(`graph: op "${graph.ops[failed].name}" could not be built: ${reason.message}`);
       }
       await validateEncoding(gpu, graph, opLaunches);
+      if (options.precompile !== false) await compilePipelines(gpu.device, opLaunches.flat(), options.onCompile ?? gpu.onCompile);
       return new Executable(gpu, graph, plan, pools, opLaunches);
     } catch (e) {
       for (const launches of opLaunches) launches.forEach((l) => l.destroy());

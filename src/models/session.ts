@@ -2,6 +2,7 @@
 // planned and compiled once. A training step writes the batch, records forward, loss, backward
 // and the optimizer update as one command buffer, and reads back two numbers (loss, correct).
 
+import type { CompileProgress } from '../gpu/warmup.js';
 import { Executable } from '../graph/executor.js';
 import type { OptimizerConfig } from '../graph/ops/optimizer.js';
 import { checkLabels } from '../kernels/softmax_cross_entropy.js';
@@ -41,6 +42,10 @@ export interface TrainingSessionOptions {
   optimizer: OptimizerConfig;
   /** Seed of the dropout masks. */
   seed?: number;
+  /** Progress of the GPU compile (default: the device's reporter, if any). */
+  onCompile?: CompileProgress;
+  /** False: build only, the driver compiles at the first step (see ExecutableOptions.precompile). */
+  precompile?: boolean;
 }
 
 export interface StepResult { loss: number; correct: number }
@@ -53,7 +58,7 @@ export class TrainingSession {
 
   static async create(model: DenseNetModel, options: TrainingSessionOptions): Promise<TrainingSession> {
     const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer });
-    const executable = await Executable.create(model.gpu, built.graph, `train.${options.memory}`);
+    const executable = await Executable.create(model.gpu, built.graph, `train.${options.memory}`, { onCompile: options.onCompile, precompile: options.precompile });
     return new TrainingSession(model, built, executable, options);
   }
 
@@ -126,9 +131,9 @@ export class TrainingSession {
 export class InferenceSession {
   private constructor(readonly model: DenseNetModel, readonly built: DenseNetGraph, readonly executable: Executable, readonly batch: number) {}
 
-  static async create(model: DenseNetModel, options: { batch: number; memory?: MemoryStrategy }): Promise<InferenceSession> {
+  static async create(model: DenseNetModel, options: { batch: number; memory?: MemoryStrategy; onCompile?: CompileProgress; precompile?: boolean }): Promise<InferenceSession> {
     const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory ?? 'fused', training: false });
-    const executable = await Executable.create(model.gpu, built.graph, 'inference');
+    const executable = await Executable.create(model.gpu, built.graph, 'inference', { onCompile: options.onCompile, precompile: options.precompile });
     return new InferenceSession(model, built, executable, options.batch);
   }
 

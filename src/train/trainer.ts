@@ -16,6 +16,7 @@ import { evaluate } from './evaluate.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CIFAR_AUGMENT } from './data/augment.js';
 import { appendMetrics, readMetrics, writeSummary } from './metrics.js';
+import { guardCompile } from './compile_guard.js';
 import { checkTrainOptions, optimizerConfig, OptionsError, scheduleOf, type TrainOptions } from './options.js';
 import { renderTrainingPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
@@ -142,8 +143,14 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
   try {
     log(`adapter: ${gpu.adapter.name}`);
     model = DenseNetModel.create(gpu, config, o.seed);
-    session = await TrainingSession.create(model, { batch: o.batch, memory: o.memory, optimizer: optimizerConfig(o), seed: o.seed });
-    inference = await InferenceSession.create(model, { batch: o.batch, memory: o.memory });
+    const compiling = guardCompile({ signal: hooks.signal });
+    try {
+      session = await TrainingSession.create(model, { batch: o.batch, memory: o.memory, optimizer: optimizerConfig(o), seed: o.seed });
+      inference = await InferenceSession.create(model, { batch: o.batch, memory: o.memory });
+    } finally {
+      compiling.end();
+    }
+    if (compiling.interrupted) throw new TrainingStopped('train: interrupted while compiling; stopped before the first step: nothing was trained or saved', 130);
     const streamOptions = { batch: o.batch, seed: o.seed, shuffle: true, augment: o.augment, dropLast: true, mean: data.mean, std: data.std };
     const state: Progress = { epoch: 0, history: [], bestTestAccuracy: 0, stream: null };
     let stream: BatchStream;
