@@ -9,7 +9,7 @@
 #   unpack 30 s · info 60 s · torch (eager, oracle files) 150 s · logits 120 s · train 240 s ·
 #   inference 150 s · compile (torch.compile, whatever time is left) · report
 # A failed or timed-out step is logged and the run goes on; the table shows "—" for what is missing.
-# Sizes (stated): bench train 20 timed steps after one warm-up per strategy (budget 40 s per
+# Sizes (stated): bench train 20 timed steps after one warm-up per strategy (budget 30 s per
 # configuration); bench inference 10 reps after 2 warm-ups; PyTorch 30 training steps after 5
 # warm-ups, 20 inference reps after 3; the oracle 4 images 224×224.
 # Output: $OUT if set (the device tool returns it), else ./gpu-results/: run.log, table.md,
@@ -124,7 +124,7 @@ if [ $ok = 1 ] && wants logits; then
 fi
 if [ $ok = 1 ] && wants train; then
   step train 240 "$NODE" "$APP/dist/cli.js" bench train --models densenet-bc-100-12 --batches 64 \
-    --impls ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu --steps 20 --budget 40 --json "$RESULTS/train.json"
+    --impls ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu --steps 20 --budget 30 --json "$RESULTS/train.json"
 fi
 if [ $ok = 1 ] && wants inference; then
   step inference 150 "$NODE" "$APP/dist/cli.js" bench inference --batches 1,32 --reps 10 --warmup 2 --memory fused --json "$RESULTS/inference.json"

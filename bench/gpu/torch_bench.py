@@ -235,19 +235,27 @@ def main(argv=None):
                         "training steps read the loss back; inference from pinned host images to host logits"}
     log(f"{result['device']}, torch {result['torch']}, CUDA {result['cuda']}, cuDNN {result['cudnn']}")
     compiled = a.mode == "compile"
-    result["train"] = [attempt(f"train BC-100-12 b{a.train_batch} tf32={tf32}", lambda tf32=tf32: train_step_bench(compiled, tf32, a.train_batch, a.train_warmup, a.train_steps), log)
-                       for tf32 in ([True, False] if not compiled else [True])]
+
+    def save():
+        """Written after every part, so that a run stopped at its time limit keeps what it measured."""
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=2)
+
+    if a.oracle_dir and not compiled:
+        result["oracle"] = attempt("oracle files", lambda: write_oracle(a.oracle_dir, a.oracle_images), log)
+        save()
+    result["train"] = []
+    for tf32 in ([True, False] if not compiled else [True]):
+        result["train"].append(attempt(f"train BC-100-12 b{a.train_batch} tf32={tf32}", lambda tf32=tf32: train_step_bench(compiled, tf32, a.train_batch, a.train_warmup, a.train_steps), log))
+        save()
     result["inference"] = []
     for tf32 in ([True, False] if not compiled else [True]):
         rows = attempt(f"inference densenet121 tf32={tf32}", lambda tf32=tf32: inference_bench(compiled, tf32, batches, a.infer_warmup, a.infer_reps), log)
         result["inference"] += rows if isinstance(rows, list) else [rows]
-    if a.oracle_dir and not compiled:
-        result["oracle"] = attempt("oracle files", lambda: write_oracle(a.oracle_dir, a.oracle_images), log)
+        save()
     for row in result["train"] + result["inference"]:
         if "images_per_sec" in row:
             log(f"{row['model']} batch {row['batch']} tf32={row['tf32']} compiled={row['compiled']}: {row['images_per_sec']:.1f} images/s (median {row['median_s'] * 1000:.2f} ms)")
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=2)
     log(f"wrote {a.out}")
 
 
