@@ -92,12 +92,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     for name in ["train", "inference", "torch-eager", "torch-compile", "logits"]:
         p.add_argument(f"--{name}")
+    p.add_argument("--info", help="output of `densenet-wgsl info` (its adapter line heads the table when train.json is missing)")
     p.add_argument("--train-model", default="densenet-bc-100-12")
     p.add_argument("--train-batch", type=int, default=64)
     p.add_argument("--md", required=True)
     p.add_argument("--json", required=True)
     a = p.parse_args(argv)
     merged = build(load(a.train), load(a.inference), load(a.torch_eager), load(a.torch_compile), load(a.logits), a.train_model, a.train_batch)
+    if not merged["adapter"] and a.info and os.path.exists(a.info):
+        with open(a.info) as f:
+            fields = dict(l.strip().split(": ", 1) for l in f if l.strip().startswith(("adapter: ", "backend: ")))
+        if "adapter" in fields:
+            merged["adapter"] = {"name": fields["adapter"], "backend": fields.get("backend", "?"), "driver": "?"}
     text = markdown(merged)
     with open(a.md, "w") as f:
         f.write(text)

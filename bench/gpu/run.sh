@@ -18,6 +18,8 @@
 # GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (540), GPU_ALLOW_SOFTWARE=1 (accept a
 # software adapter: for trying the harness without a GPU), GPU_NODE (use this node, not the packed one),
 # DENSENET_WGSL_BACKEND (default vulkan).
+# Through this workplace's device tool: run(command="bash bench/gpu/run.sh", carry=[".gpu"], timeout_s=600)
+# from the checkout holding .gpu/ (8 files come back from $OUT: the ones listed above).
 set -uo pipefail
 
 [ -f bench/gpu/run.sh ] || { echo "run.sh: run me from the repository root (bash bench/gpu/run.sh)" >&2; exit 2; }
@@ -135,7 +137,7 @@ fi
 if wants report; then
   echo
   python3 $T/report.py --train "$RESULTS/train.json" --inference "$RESULTS/inference.json" --torch-eager "$RESULTS/torch_eager.json" \
-    --torch-compile "$RESULTS/torch_compile.json" --logits "$RESULTS/logits.json" --md "$RESULTS/table.md" --json "$RESULTS/results.json"
+    --torch-compile "$RESULTS/torch_compile.json" --logits "$RESULTS/logits.json" --info "$WORK/info.txt" --md "$RESULTS/table.md" --json "$RESULTS/results.json"
 fi
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then echo "run.sh: done in $SECONDS s; did not complete: ${FAILED[*]}"; exit 1; fi
