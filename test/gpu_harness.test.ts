@@ -16,7 +16,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tfjsInference } from '../bench/tfjs_densenet.js';
-import { denseNetConfig, describeDenseNet, size } from '../src/models/index.js';
+import { denseNetConfig, describeDenseNet, preset, size } from '../src/models/index.js';
 import { decodeNpyFloat32, encodeNpyFloat32 } from '../src/io/npy.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { CONFIG_METADATA_KEY, torchvisionStateDict } from '../src/io/torchvision.js';
@@ -52,6 +52,63 @@ test('the shell scripts parse and the Python scripts compile', () => {
     const r = run('python3', ['-m', 'py_compile', `bench/gpu/${script}`]);
     assert.is(r.status, 0, `${script}: ${output(r)}`);
   }
+});
+
+// Just enough of torch.nn for torch_bench.py's DenseNetBC to be built and its parameters counted
+// where PyTorch is not installed (each module records its parameters' shapes).
+const TORCH_STUB = `
+class _Parameter:
+    def __init__(self, *shape): self.shape = shape
+    def numel(self):
+        n = 1
+        for d in self.shape: n *= d
+        return n
+class Module:
+    def __init__(self): object.__setattr__(self, "_items", [])
+    def __setattr__(self, name, value):
+        if isinstance(value, (Module, _Parameter)): self._items.append(value)
+        object.__setattr__(self, name, value)
+    def modules(self):
+        yield self
+        for m in self._items:
+            if isinstance(m, Module): yield from m.modules()
+    def parameters(self):
+        for m in self._items:
+            if isinstance(m, Module): yield from m.parameters()
+            else: yield m
+class Conv2d(Module):
+    def __init__(self, cin, cout, k, padding=0, bias=True):
+        super().__init__(); self.weight = _Parameter(cout, cin, k, k)
+        if bias: self.bias = _Parameter(cout)
+class BatchNorm2d(Module):
+    def __init__(self, c):
+        super().__init__(); self.num_features = c; self.weight = _Parameter(c); self.bias = _Parameter(c)
+class Linear(Module):
+    def __init__(self, i, o):
+        super().__init__(); self.out_features = o; self.weight = _Parameter(o, i); self.bias = _Parameter(o)
+class Sequential(Module):
+    def __init__(self, *ms):
+        super().__init__()
+        for m in ms: self._items.append(m)
+class init:
+    kaiming_normal_ = zeros_ = staticmethod(lambda t: t)
+`;
+
+test("torch_bench.py's DenseNet-BC-100-12 has the 769,162 parameters of our preset (counted with a torch.nn stand-in)", () => {
+  if (!hasNumpy()) { console.log('  (no python3 with numpy here: not run)'); return; }
+  const stub = join(dir, 'torch-stub');
+  mkdirSync(join(stub, 'torch', 'nn'), { recursive: true });
+  writeFileSync(join(stub, 'torch', '__init__.py'), 'from . import nn\n');
+  writeFileSync(join(stub, 'torch', 'nn', '__init__.py'), TORCH_STUB);
+  writeFileSync(join(stub, 'torch', 'nn', 'functional.py'), '');
+  const count = (args: string) => run('python3', ['-c', `import sys; sys.path[:0] = [${JSON.stringify(stub)}, 'bench/gpu']; import torch_bench as t; print(t.parameter_count(t.DenseNetBC(${args})))`]);
+  const bc100 = count('');
+  assert.is(bc100.status, 0, output(bc100));
+  assert.is(bc100.stdout.trim(), '769162');
+  // The count follows the architecture (not a constant): at depth 40 it is our preset's (trainable tensors only).
+  const ours = describeDenseNet(preset('densenet-bc-40-12')).parameters.filter((p) => !p.kind.startsWith('bn-running')).reduce((s, p) => s + size(p.shape), 0);
+  const bc40 = count('depth=40');
+  assert.is(bc40.stdout.trim(), String(ours), output(bc40));
 });
 
 test('pack.sh --list: the bundles and the runtime packages, not the build tools or other platforms', () => {
