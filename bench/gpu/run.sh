@@ -5,17 +5,17 @@
 # `bench inference` (densenet121, batch 1 and 32), the same networks in PyTorch on the same card
 # (torch_bench.py), our densenet121 logits against PyTorch's on the same random weights
 # (compare_logits.py), and prints one table (report.py). Steps in order, each under a time limit
-# cut to what is left of the whole run's (default 540 s, so everything fits a 10-minute slot):
-#   unpack 30 s · info 60 s · torch (eager, oracle files) 150 s · logits 120 s · train 240 s ·
+# cut to what is left of the whole run's (default 480 s: 8 minutes, inside a 10-minute slot):
+#   unpack 30 s · info 60 s · torch (eager, oracle files) 150 s · logits 120 s · train 270 s ·
 #   inference 150 s · compile (torch.compile, whatever time is left) · report
 # A failed or timed-out step is logged and the run goes on; the table shows "—" for what is missing.
-# Sizes (stated): bench train 20 timed steps after one warm-up per strategy (budget 30 s per
+# Sizes (stated): bench train 20 timed steps after one warm-up per strategy (budget 45 s per
 # configuration); bench inference 10 reps after 2 warm-ups; PyTorch 30 training steps after 5
 # warm-ups, 20 inference reps after 3; the oracle 4 images 224×224.
-# Output: $OUT if set (the device tool returns it), else ./gpu-results/: run.log, table.md,
+# Output: $OUT if set (the device tool returns it), else ./gpu-results/UTC-TIME/: run.log, table.md,
 # results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json.
 # Environment: GPU_PACK (default .gpu), GPU_TOOLS (unpack here; default /tmp/densenet-wgsl-gpu),
-# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (540), GPU_ALLOW_SOFTWARE=1 (accept a
+# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_ALLOW_SOFTWARE=1 (accept a
 # software adapter: for trying the harness without a GPU), GPU_NODE (use this node, not the packed one),
 # DENSENET_WGSL_BACKEND (default vulkan).
 # Through this workplace's device tool: run(command="bash bench/gpu/run.sh", carry=[".gpu"], timeout_s=600)
@@ -26,10 +26,11 @@ set -uo pipefail
 REPO=$(pwd)
 PACK=${GPU_PACK:-.gpu}
 TOOLS=${GPU_TOOLS:-/tmp/densenet-wgsl-gpu}
-RESULTS=${OUT:-$REPO/gpu-results}
+# Each run without $OUT gets its own folder: an earlier run's files are neither replaced nor mixed in.
+RESULTS=${OUT:-$REPO/gpu-results/$(date -u +%Y%m%d-%H%M%S)}
 WORK=$TOOLS/work
 STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,compile,report}
-DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-540}))
+DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-480}))
 export DENSENET_WGSL_BACKEND=${DENSENET_WGSL_BACKEND:-vulkan}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 mkdir -p "$RESULTS" "$WORK" "$TOOLS/bin"
@@ -46,7 +47,7 @@ step() {
   shift 2
   left=$((DEADLINE - SECONDS - 20))
   limit=$((cap < left ? cap : left))
-  if [ "$limit" -lt 5 ]; then echo "== $name: skipped (no time left in the run's ${GPU_DEADLINE_S:-540} s)"; FAILED+=("$name (no time)"); return 1; fi
+  if [ "$limit" -lt 5 ]; then echo "== $name: skipped (no time left in the run's ${GPU_DEADLINE_S:-480} s)"; FAILED+=("$name (no time)"); return 1; fi
   echo "== $name (limit $limit s): $*"
   if declare -F "$1" >/dev/null; then "$@"; else timeout --kill-after=10 "$limit" "$@"; fi # functions time their own commands
   rc=$?
@@ -115,6 +116,7 @@ if [ $ok = 1 ] && wants info; then step info 60 info || ok=0; fi
 [ $ok = 1 ] || echo "run.sh: without a working node and adapter only the PyTorch steps run"
 
 if wants torch; then
+  rm -rf "$WORK/oracle" # an earlier run's oracle files must not stand in for this one's
   step torch 150 python3 $T/torch_bench.py --mode eager --out "$RESULTS/torch_eager.json" --oracle-dir "$WORK/oracle"
 fi
 if [ $ok = 1 ] && wants logits; then
@@ -125,8 +127,8 @@ if [ $ok = 1 ] && wants logits; then
     --torch-cuda "$WORK/oracle/torch_cuda_f32.npy" --out "$RESULTS/logits.json" || FAILED+=("logits oracle")
 fi
 if [ $ok = 1 ] && wants train; then
-  step train 240 "$NODE" "$APP/dist/cli.js" bench train --models densenet-bc-100-12 --batches 64 \
-    --impls ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu --steps 20 --budget 30 --json "$RESULTS/train.json"
+  step train 270 "$NODE" "$APP/dist/cli.js" bench train --models densenet-bc-100-12 --batches 64 \
+    --impls ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu --steps 20 --budget 45 --json "$RESULTS/train.json"
 fi
 if [ $ok = 1 ] && wants inference; then
   step inference 150 "$NODE" "$APP/dist/cli.js" bench inference --batches 1,32 --reps 10 --warmup 2 --memory fused --json "$RESULTS/inference.json"
