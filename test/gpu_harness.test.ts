@@ -27,7 +27,9 @@ const LIMIT = 64 * 2 ** 20;
 let dir = '';
 
 function run(command: string, args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
-  return spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000 });
+  // Python's byte-code caches go to the temporary folder, not beside the scripts.
+  const python = { PYTHONDONTWRITEBYTECODE: '1', PYTHONPYCACHEPREFIX: join(dir || tmpdir(), 'pycache') };
+  return spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...python, ...env }, timeout: 300_000 });
 }
 const output = (r: SpawnSyncReturns<string>) => `${r.stdout}${r.stderr}`;
 const has = (tool: string, probe: string[] = ['--version']) => run(tool, probe).status === 0;
