@@ -79,11 +79,34 @@ test('an op whose bindings WebGPU refuses is reported when the executable is bui
   const g = new Graph();
   const s = g.storage('s', 300, 'activations', true);
   const a = g.view(s, 'a', [200], 0);
-  const b = g.view(s, 'b', [200], 100); // overlaps a: two writable bindings over the same bytes
+  const b = g.view(s, 'b', [200], 100); // overlaps a
+  // A kernel refuses overlapping operands itself (binding.ts), naming them...
   copyInto(g, 'overlapping.copy', a, b);
   await Executable.create(gpu, g, 'test').then(
+    () => assert.unreachable('overlapping operands must be refused'),
+    (e: Error) => assert.match(e.message, /op "overlapping\.copy" could not be built: copy: "x" \(elements \[0, 200\)\) and "y" \(elements \[100, 300\)\) overlap/),
+  );
+  assert.is(gpu.arena.liveBytes, 0, 'nothing is left allocated');
+  // ...and bindings that bypass it (two writable bindings over the same bytes) are caught when encoded.
+  const raw = new Graph();
+  const r = raw.storage('r', 300, 'activations', true);
+  const [p, q] = [raw.view(r, 'p', [200], 0), raw.view(r, 'q', [200], 64)];
+  raw.add({
+    name: 'overlapping.raw', reads: [], writes: [p, q],
+    build: async (c) => {
+      const [pr, qr] = [c.ref(p), c.ref(q)];
+      const program = await c.gpu.compile({
+        name: 'test.overlap', key: '', workgroupSize: [1], uniforms: [], body: '', main: 'p[0] = q[0];',
+        bindings: [{ name: 'p', access: 'read_write' }, { name: 'q', access: 'read_write' }],
+      });
+      return [c.gpu.launch(program, {
+        p: { buffer: pr.buffer.buffer, offset: pr.offset * 4, size: 800 }, q: { buffer: qr.buffer.buffer, offset: qr.offset * 4, size: 800 },
+      }, {}, 1)];
+    },
+  });
+  await Executable.create(gpu, raw, 'test').then(
     () => assert.unreachable('overlapping bindings must be refused'),
-    (e: Error) => assert.match(e.message, /op "overlapping\.copy" cannot be recorded/),
+    (e: Error) => assert.match(e.message, /op "overlapping\.raw" cannot be recorded/),
   );
   assert.is(gpu.arena.liveBytes, 0, 'nothing is left allocated');
 });
