@@ -5,6 +5,7 @@ import { Executable } from '../src/graph/executor.js';
 import { Graph, type Storage } from '../src/graph/graph.js';
 import { copyInto } from '../src/graph/ops/layers.js';
 import { planMemory, storageBytes, PLAN_ALIGNMENT } from '../src/graph/planner.js';
+import { denseNetConfig } from '../src/models/densenet_config.js';
 import { preset } from '../src/models/presets.js';
 import { planDenseNetMemory } from '../src/models/memory_plan.js';
 import { MEMORY_STRATEGIES } from '../src/models/densenet_graph.js';
@@ -109,6 +110,15 @@ test('an op whose bindings WebGPU refuses is reported when the executable is bui
     (e: Error) => assert.match(e.message, /op "overlapping\.raw" cannot be recorded/),
   );
   assert.is(gpu.arena.liveBytes, 0, 'nothing is left allocated');
+});
+
+test('a fused non-BC layer writes its conv output straight into the block buffer, also where channel rows are not 256-byte multiples', () => {
+  // 10×10 at batch 3: a channel row is 1,200 bytes, so the block prefix a layer reads and the channels it writes share a
+  // 256-byte block; the binding rule binds them once (src/kernels/binding.ts), so no temporary and copy are needed.
+  const config = denseNetConfig({ name: 'non-bc', depth: 10, growthRate: 4, initialFeatures: 6, bottleneck: false, inputShape: [3, 10, 10], classes: 5 });
+  const { plan } = planDenseNetMemory(config, { batch: 3, strategy: 'fused', training: true });
+  const temporaries = [...plan.lifetimes.keys()].map((s) => s.name).filter((n) => /denselayer\d+\.conv1\.out$/.test(n));
+  assert.equal(temporaries, [], 'no per-layer conv output outside the block buffer');
 });
 
 test('backward has a bounded number of ops per forward op (one reverse walk, no per-path re-walk)', () => {
