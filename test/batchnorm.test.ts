@@ -249,14 +249,15 @@ test('running statistics after one update equal the reference (unbiased variance
   for (const b of [xBuf, mean.buf, variance.buf, runningMean.buf, runningVariance.buf]) gpu.arena.free(b);
 });
 
-test('every kernel works on tensors packed into shared buffers at aligned offsets', async () => {
-  // The memory planner packs tensors into one buffer per category; every binding is writable and
-  // ranged, so one dispatch may read and write disjoint 256-byte-aligned ranges of one buffer.
+// The memory planner packs tensors into one buffer per category; every binding is writable and
+// ranged, so one dispatch may read and write disjoint 256-byte-aligned ranges of one buffer. With
+// `slot` 13 every tensor starts right after the previous one: operands sharing a 256-byte block
+// are bound once (binding.ts), which the old per-operand binding refused.
+for (const [slot, what] of [[64, 'aligned offsets (256-byte slots)'], [13, 'unaligned offsets, back to back']] as const) test(`every kernel works on tensors packed into shared buffers at ${what}`, async () => {
   const gpu = await testGpu();
   const shape = [13, 3, 7, 7];
   const [C] = shape;
   const size = 13 * 147;
-  const slot = 64; // 256 bytes
   const aligned = Math.ceil(size / slot) * slot;
   const x = blockData({ C: 13, N: 3, H: 7, W: 7 }, 80).x;
   const dy = randomArray(size, 81);
@@ -417,11 +418,11 @@ test('mismatched shapes and overlapping bindings are refused by name before anyt
   const liveWithY = gpu.arena.liveBytes;
   await refuses(batchNormForward(gpu, { ...fwd, gamma: vec(2, 12) }), 'batchNorm.forward: "gamma" has shape [12] but x has 13 channels; expected [13]');
   await refuses(batchNormForward(gpu, { ...fwd, y: tensor(xBuf, [C, N, H, 2]) }), 'batchNorm.forward: "y" has shape [13, 2, 3, 2], expected [13, 2, 3, 3]');
-  await refuses(batchNormForward(gpu, { ...fwd, y: x }), 'batchNorm.forward: "x" and "y" are bound to overlapping byte ranges [0, 936) and [0, 936) of buffer "x"');
+  await refuses(batchNormForward(gpu, { ...fwd, y: x }), 'batchNorm.forward: "x" (elements [0, 234)) and "y" (elements [0, 234)) overlap in buffer "x"; this op cannot run in place on them');
   await refuses(batchNormForward(gpu, { ...fwd, workgroupSize: 48 }), 'workgroupSize 48 must be a power of two');
   await refuses(batchNormStatistics(gpu, { x, mean: vec(0), variance: vec(1, 12) }), 'batchNorm.statistics: "variance" has shape [12] but x has 13 channels');
-  await refuses(batchNormStatistics(gpu, { x, mean: vec(0), variance: tensor(v13, [13], 13) }),
-    'batchNorm.statistics: "mean" and "variance" are bound to overlapping byte ranges [0, 52) and [0, 104) of buffer "v13"');
+  await refuses(batchNormStatistics(gpu, { x, mean: vec(0), variance: tensor(v13, [13], 6) }),
+    'batchNorm.statistics: "mean" (elements [0, 13)) and "variance" (elements [6, 19)) overlap in buffer "v13"');
   await refuses(batchNormStatistics(gpu, { x: tensor(xBuf, [C, N * H * W]), mean: vec(0), variance: vec(1) }), 'batchNorm.statistics: "x" has shape [13, 18], expected [C, N, H, W]');
   const back = { x, dy: x, mean: vec(0), variance: vec(1), gamma: vec(2), beta: vec(3), eps: EPS, dx: fwd.y, dgamma: vec(4), dbeta: vec(5) };
   await refuses(batchNormBackward(gpu, { ...back, dbeta: vec(5, 14) }), 'batchNorm.backward: "dbeta" has shape [14] but x has 13 channels');

@@ -285,7 +285,7 @@ test('shape, slice and tile errors are thrown before anything is compiled or all
   await rejects(conv2dForward(gpu, { x, w, y, padding: 1, stride: 0 }), /stride \[0, 0\] must be whole numbers >= 1/);
   await rejects(conv2dForward(gpu, { x, w: tensor(w9b, [1, 13, 9, 9]), y, padding: 0 }), /does not fit "x"/);
   await rejects(conv2dForward(gpu, { x, w, y, padding: 1, tile: { rows: 0, cols: 4, workgroupSize: 32 } }), /tile .* is invalid/);
-  await rejects(conv2dForward(gpu, { x, w, y: channelSlice(tensor(xb, [13, 3, 7, 7]), 2, 5), padding: 1 }), /"y" .* overlaps "x"/);
+  await rejects(conv2dForward(gpu, { x, w, y: channelSlice(tensor(xb, [13, 3, 7, 7]), 2, 5), padding: 1 }), /conv2d: "y" \(elements \[.*\)\) and "x" \(elements \[.*\)\) overlap in buffer "x"/);
   await rejects(conv2dForward(gpu, { x, w, y, padding: 1, inputTransform: { scale: tensor(wb, [12]), shift: tensor(wb, [13]) } }),
     'conv2d: "inputTransform.scale" has shape [12], expected [13]');
   assert.is(gpu.pipelines.pipelinesCreated, pipelines, 'no pipeline was compiled');

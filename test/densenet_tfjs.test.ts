@@ -177,7 +177,8 @@ for (const strategy of MEMORY_STRATEGIES) {
 
 // Non-BC: 3×3 conv straight after norm1, no compression; depth 10 = 3 blocks of 2 layers. 10×10
 // input with batch 3 gives odd sizes (5×5 → 2×2 through the floor of the second transition) and
-// channel rows that are not multiples of 256 bytes (fused strategy's copy through a temporary).
+// channel rows that are not multiples of 256 bytes: under `fused` each layer's conv reads the block
+// prefix and writes the next channels within one 256-byte block (bound once, src/kernels/binding.ts).
 const NON_BC = denseNetConfig({ name: 'densenet-10-4-test', depth: 10, growthRate: 4, initialFeatures: 6, bottleneck: false, inputShape: [3, 10, 10], classes: 5 });
 
 for (const strategy of ['fused', 'shared'] as const) {

@@ -26,12 +26,9 @@ test('a folded dispatch past 65,535 workgroups reaches every element exactly onc
   const program = await gpu.compile({
     name: 'test.fill', key: '', workgroupSize: [64],
     bindings: [{ name: 'hits', access: 'read_write' }], uniforms: [{ name: 'count', type: 'u32' }],
-    body: `@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
-  if (i >= u.count) { return; }
-  hits[i] += 1.0;
-}`,
+    body: '', main: `
+  if (index >= u.count) { return; }
+  hits[index] += 1.0;`,
   });
   const launch = gpu.launch(program, { hits: out }, { count }, count / 64);
   assert.ok(launch.grid[1] > 1, 'the grid was folded into 2-D');
@@ -46,7 +43,7 @@ test('a WGSL compile error names the kernel and the line', async () => {
   const gpu = await testGpu();
   try {
     await gpu.compile({ name: 'test.broken', key: 'k', workgroupSize: [1], bindings: [], uniforms: [],
-      body: '@compute @workgroup_size(1) fn main() { let a: f32 = nope; }' });
+      body: '', main: 'let a: f32 = nope;' });
     assert.unreachable('should not compile');
   } catch (e) {
     assert.instance(e, KernelError);
@@ -60,7 +57,7 @@ test('uniforms are checked: unknown names, missing values and bad types are refu
   const program = await gpu.compile({
     name: 'test.uniforms', key: '', workgroupSize: [1], bindings: [{ name: 'o', access: 'read_write' }],
     uniforms: [{ name: 'n', type: 'u32' }, { name: 'scale', type: 'f32' }],
-    body: '@compute @workgroup_size(1) fn main() { o[0] = f32(u.n) * u.scale; }',
+    body: '', main: 'o[0] = f32(u.n) * u.scale;',
   });
   const o = gpu.zeros('o', 'workspace', 1);
   assert.throws(() => gpu.launch(program, { o }, { n: 1 }, 1), /uniforms not set: scale/);

@@ -5,6 +5,7 @@ import { Executable } from '../src/graph/executor.js';
 import { Graph, type Storage } from '../src/graph/graph.js';
 import { copyInto } from '../src/graph/ops/layers.js';
 import { planMemory, storageBytes, PLAN_ALIGNMENT } from '../src/graph/planner.js';
+import { denseNetConfig } from '../src/models/densenet_config.js';
 import { preset } from '../src/models/presets.js';
 import { planDenseNetMemory } from '../src/models/memory_plan.js';
 import { MEMORY_STRATEGIES } from '../src/models/densenet_graph.js';
@@ -79,13 +80,45 @@ test('an op whose bindings WebGPU refuses is reported when the executable is bui
   const g = new Graph();
   const s = g.storage('s', 300, 'activations', true);
   const a = g.view(s, 'a', [200], 0);
-  const b = g.view(s, 'b', [200], 100); // overlaps a: two writable bindings over the same bytes
+  const b = g.view(s, 'b', [200], 100); // overlaps a
+  // A kernel refuses overlapping operands itself (binding.ts), naming them...
   copyInto(g, 'overlapping.copy', a, b);
   await Executable.create(gpu, g, 'test').then(
-    () => assert.unreachable('overlapping bindings must be refused'),
-    (e: Error) => assert.match(e.message, /op "overlapping\.copy" cannot be recorded/),
+    () => assert.unreachable('overlapping operands must be refused'),
+    (e: Error) => assert.match(e.message, /op "overlapping\.copy" could not be built: copy: "x" \(elements \[0, 200\)\) and "y" \(elements \[100, 300\)\) overlap/),
   );
   assert.is(gpu.arena.liveBytes, 0, 'nothing is left allocated');
+  // ...and bindings that bypass it (two writable bindings over the same bytes) are caught when encoded.
+  const raw = new Graph();
+  const r = raw.storage('r', 300, 'activations', true);
+  const [p, q] = [raw.view(r, 'p', [200], 0), raw.view(r, 'q', [200], 64)];
+  raw.add({
+    name: 'overlapping.raw', reads: [], writes: [p, q],
+    build: async (c) => {
+      const [pr, qr] = [c.ref(p), c.ref(q)];
+      const program = await c.gpu.compile({
+        name: 'test.overlap', key: '', workgroupSize: [1], uniforms: [], body: '', main: 'p[0] = q[0];',
+        bindings: [{ name: 'p', access: 'read_write' }, { name: 'q', access: 'read_write' }],
+      });
+      return [c.gpu.launch(program, {
+        p: { buffer: pr.buffer.buffer, offset: pr.offset * 4, size: 800 }, q: { buffer: qr.buffer.buffer, offset: qr.offset * 4, size: 800 },
+      }, {}, 1)];
+    },
+  });
+  await Executable.create(gpu, raw, 'test').then(
+    () => assert.unreachable('overlapping bindings must be refused'),
+    (e: Error) => assert.match(e.message, /op "overlapping\.raw" cannot be recorded/),
+  );
+  assert.is(gpu.arena.liveBytes, 0, 'nothing is left allocated');
+});
+
+test('a fused non-BC layer writes its conv output straight into the block buffer, also where channel rows are not 256-byte multiples', () => {
+  // 10×10 at batch 3: a channel row is 1,200 bytes, so the block prefix a layer reads and the channels it writes share a
+  // 256-byte block; the binding rule binds them once (src/kernels/binding.ts), so no temporary and copy are needed.
+  const config = denseNetConfig({ name: 'non-bc', depth: 10, growthRate: 4, initialFeatures: 6, bottleneck: false, inputShape: [3, 10, 10], classes: 5 });
+  const { plan } = planDenseNetMemory(config, { batch: 3, strategy: 'fused', training: true });
+  const temporaries = [...plan.lifetimes.keys()].map((s) => s.name).filter((n) => /denselayer\d+\.conv1\.out$/.test(n));
+  assert.equal(temporaries, [], 'no per-layer conv output outside the block buffer');
 });
 
 test('backward has a bounded number of ops per forward op (one reverse walk, no per-path re-walk)', () => {

@@ -12,7 +12,7 @@ export interface BindingSpec {
   name: string;
   access: 'read' | 'read_write';
   /** Element type of the storage array (default f32). */
-  type?: 'f32' | 'u32' | 'i32' | 'vec4<f32>';
+  type?: 'f32' | 'u32';
 }
 
 export interface ProgramSpec {
@@ -23,8 +23,15 @@ export interface ProgramSpec {
   bindings: BindingSpec[];
   uniforms: { name: string; type: ScalarType }[];
   workgroupSize: [number, number?, number?];
-  /** WGSL after the prelude; must define `@compute @workgroup_size(WG) fn main(...)`. */
+  /** WGSL declarations after the prelude (helper functions, constants, workgroup arrays); may be empty. */
   body: string;
+  /**
+   * Statements of the entry point, which the prelude declares (in a block of its own, so they may
+   * shadow these names). In scope: builtins `wid` (workgroup_id), `nwg` (num_workgroups), `lid`
+   * (local_invocation_index); `group`, the workgroup's linear index in a grid folded by
+   * foldWorkgroups(); and `index` = group·(invocations per workgroup) + lid.
+   */
+  main: string;
 }
 
 /** Everything a kernel can be given: a whole arena buffer, a raw GPU buffer, or a byte range of one. */
@@ -53,6 +60,11 @@ export function preludeFor(spec: ProgramSpec): string {
   lines.push(`const WG_X: u32 = ${x}u;`, `const WG_Y: u32 = ${y}u;`, `const WG_Z: u32 = ${z}u;`);
   lines.push('// Linear workgroup index of a grid folded by foldWorkgroups().');
   lines.push('fn workgroupIndex(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + nwg.x * (wid.y + nwg.y * wid.z); }');
+  // The one entry point; WGSL resolves module-scope names in any order, so `main` may use what the body declares.
+  lines.push('@compute @workgroup_size(WG_X, WG_Y, WG_Z)');
+  lines.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {');
+  lines.push('  let group = workgroupIndex(wid, nwg);', '  let index = group * (WG_X * WG_Y * WG_Z) + lid;');
+  lines.push('  {', spec.main, '  }', '}');
   return lines.join('\n') + '\n';
 }
 

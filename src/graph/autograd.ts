@@ -72,11 +72,6 @@ export class GradientBuilder {
     }
     return { grad: this.gradView(v), accumulate: !first || !coversStorage(v) };
   }
-
-  /** The gradient storage of a parameter (for the optimizer), if it received a gradient. */
-  parameterGradient(v: Value): Value | undefined {
-    return this.grad(v);
-  }
 }
 
 /**

@@ -5,9 +5,12 @@
 // WGSL lives in batchnorm_wgsl.ts, the float64 references in batchnorm_reference.ts.
 
 import type { Gpu } from '../gpu/device.js';
-import type { BufferLike, Launch } from '../gpu/program.js';
-import { affineBody, backwardDataBody, backwardReduceBody, ELEMENTWISE_ITEMS, forwardBody, statisticsBody, updateRunningBody } from './batchnorm_wgsl.js';
-import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
+import type { Launch } from '../gpu/program.js';
+import {
+  affineMain, backwardDataMain, backwardReduceDecls, backwardReduceMain, ELEMENTWISE_ITEMS, forwardMain, statisticsDecls, statisticsMain, updateRunningMain,
+} from './batchnorm_wgsl.js';
+import { bindOperands, offsetUniforms, type BoundOperands } from './binding.js';
+import { expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 
 export {
   batchNormAffineReference, batchNormBackwardReference, batchNormForwardReference, batchNormStatisticsReference,
@@ -52,45 +55,12 @@ function checkEps(op: string, eps: number): void {
   if (!Number.isFinite(eps) || eps < 0) throw new RangeError(`${op}: eps must be a finite number >= 0, got ${eps}`);
 }
 
-interface Bound {
-  buffers: Record<string, BufferLike>;
-  /** `<name>Offset` uniforms: each tensor's element offset inside its bound range. */
-  offsets: Record<string, number>;
-}
-
 /**
- * Binds one dispatch's tensors (each as the aligned range holding it, see bindTensor) and refuses
- * two of them in overlapping ranges of one buffer: every storage binding is writable (preludeFor),
- * and WebGPU rejects overlapping writable bindings in a dispatch. Naming the operands here beats
- * a failed submit; packed tensors must sit minStorageBufferOffsetAlignment bytes apart.
+ * Binds one dispatch's tensors by the binding rule (binding.ts): `written` names the outputs;
+ * the rest are read.
  */
-function bindDispatch(gpu: Gpu, op: string, refs: Record<string, TensorRef>): Bound {
-  const buffers: Record<string, BufferLike> = {};
-  const offsets: Record<string, number> = {};
-  const ranges: { name: string; ref: TensorRef; start: number; end: number }[] = [];
-  for (const [name, ref] of Object.entries(refs)) {
-    const bound = bindTensor(gpu.limits, op, name, ref);
-    buffers[name] = bound.binding;
-    offsets[`${name}Offset`] = bound.offset;
-    const b = bound.binding as { offset: number; size: number };
-    const range = { name, ref, start: b.offset, end: b.offset + b.size };
-    const clash = ranges.find((r) => r.ref.buffer.buffer === ref.buffer.buffer && r.start < range.end && range.start < r.end);
-    if (clash) {
-      throw new ShapeError(`${op}: "${clash.name}" and "${name}" are bound to overlapping byte ranges [${clash.start}, ${clash.end}) and ` +
-        `[${range.start}, ${range.end}) of buffer "${ref.buffer.label}"; one dispatch cannot bind them both: put them in separate buffers ` +
-        `or ${gpu.limits.minStorageBufferOffsetAlignment}-byte-aligned ranges that do not overlap`);
-    }
-    ranges.push(range);
-  }
-  return { buffers, offsets };
-}
-
-type Access = 'read' | 'read_write';
-function bindings(spec: Record<string, Access>): { name: string; access: Access }[] {
-  return Object.entries(spec).map(([name, access]) => ({ name, access }));
-}
-function offsetUniforms(names: string[]): { name: string; type: 'u32' }[] {
-  return names.map((n) => ({ name: `${n}Offset`, type: 'u32' as const }));
+function bind(gpu: Gpu, op: string, refs: Record<string, TensorRef>, written: string[]): BoundOperands {
+  return bindOperands(gpu.limits, op, Object.fromEntries(Object.entries(refs).map(([name, ref]) => [name, { ref, written: written.includes(name) }])));
 }
 
 /** Per-channel batch mean and biased variance over N·H·W (float32, compensated two-pass). */
@@ -101,13 +71,12 @@ export async function batchNormStatistics(gpu: Gpu, t: { x: TensorRef; mean: Ten
   perChannel(op, 'variance', t.variance, C, 'x');
   if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
   const wg = workgroupSize(gpu, op, t.workgroupSize);
-  const { buffers, offsets } = bindDispatch(gpu, op, { x: t.x, mean: t.mean, variance: t.variance });
-  const program = await gpu.compile({
-    name: op, key: `wg=${wg}`, workgroupSize: [wg], body: statisticsBody,
-    bindings: bindings({ x: 'read', mean: 'read_write', variance: 'read_write' }),
+  const b = bind(gpu, op, { x: t.x, mean: t.mean, variance: t.variance }, ['mean', 'variance']);
+  const program = await gpu.compile(b.program({
+    name: op, key: `wg=${wg}`, workgroupSize: [wg], body: statisticsDecls, main: statisticsMain,
     uniforms: [{ name: 'channels', type: 'u32' }, { name: 'count', type: 'u32' }, ...offsetUniforms(['x', 'mean', 'variance'])],
-  });
-  return [gpu.launch(program, buffers, { channels: C, count: M, ...offsets }, C)];
+  }));
+  return [gpu.launch(program, b.buffers, { channels: C, count: M, ...b.offsets }, C)];
 }
 
 /**
@@ -127,15 +96,14 @@ export async function batchNormUpdateRunning(gpu: Gpu, t: { mean: TensorRef; var
   }
   if (!(t.momentum >= 0 && t.momentum <= 1)) throw new RangeError(`${op}: momentum must be in [0, 1], got ${t.momentum}`);
   const refs = { mean: t.mean, variance: t.variance, runningMean: t.runningMean, runningVariance: t.runningVariance };
-  const { buffers, offsets } = bindDispatch(gpu, op, refs);
-  const program = await gpu.compile({
-    name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: updateRunningBody,
-    bindings: bindings({ mean: 'read', variance: 'read', runningMean: 'read_write', runningVariance: 'read_write' }),
+  const b = bind(gpu, op, refs, ['runningMean', 'runningVariance']);
+  const program = await gpu.compile(b.program({
+    name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: '', main: updateRunningMain,
     uniforms: [{ name: 'channels', type: 'u32' }, { name: 'momentum', type: 'f32' }, { name: 'unbias', type: 'f32' },
       ...offsetUniforms(Object.keys(refs))],
-  });
-  const uniforms = { channels: C, momentum: t.momentum, unbias: t.count / (t.count - 1), ...offsets };
-  return [gpu.launch(program, buffers, uniforms, Math.ceil(C / VECTOR_WORKGROUP))];
+  }));
+  const uniforms = { channels: C, momentum: t.momentum, unbias: t.count / (t.count - 1), ...b.offsets };
+  return [gpu.launch(program, b.buffers, uniforms, Math.ceil(C / VECTOR_WORKGROUP))];
 }
 
 /** y = (x − mean)·rsqrt(variance + eps)·gamma + beta, then ReLU if asked. Training passes batch statistics, inference running ones. */
@@ -148,16 +116,15 @@ export async function batchNormForward(gpu: Gpu, t: { x: TensorRef; mean: Tensor
   const inputs = { x: t.x, mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   const relu = t.relu ?? false;
-  const { buffers, offsets } = bindDispatch(gpu, op, { ...inputs, y: t.y });
-  const program = await gpu.compile({
+  const b = bind(gpu, op, { ...inputs, y: t.y }, ['y']);
+  const program = await gpu.compile(b.program({
     name: op, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg],
-    body: `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\n${forwardBody}`,
-    bindings: bindings({ x: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', y: 'read_write' }),
+    body: `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};`, main: forwardMain,
     uniforms: [{ name: 'channels', type: 'u32' }, { name: 'count', type: 'u32' }, { name: 'chunks', type: 'u32' }, { name: 'eps', type: 'f32' },
       ...offsetUniforms(['x', 'mean', 'variance', 'gamma', 'beta', 'y'])],
-  });
+  }));
   const chunks = Math.max(1, Math.ceil(M / (wg * ELEMENTWISE_ITEMS)));
-  return [gpu.launch(program, buffers, { channels: C, count: M, chunks, eps: t.eps, ...offsets }, M === 0 ? 0 : C * chunks)];
+  return [gpu.launch(program, b.buffers, { channels: C, count: M, chunks, eps: t.eps, ...b.offsets }, M === 0 ? 0 : C * chunks)];
 }
 
 /** scale = gamma·rsqrt(variance + eps), shift = beta − mean·scale: the per-channel affine a conv applies on load (fused BN→ReLU). */
@@ -168,13 +135,12 @@ export async function batchNormAffine(gpu: Gpu, t: { mean: TensorRef; variance: 
   for (const name of ['mean', 'variance', 'beta', 'scale', 'shift'] as const) perChannel(op, name, t[name], C, 'gamma');
   checkEps(op, t.eps);
   const inputs = { mean: t.mean, variance: t.variance, gamma: t.gamma, beta: t.beta };
-  const { buffers, offsets } = bindDispatch(gpu, op, { ...inputs, scale: t.scale, shift: t.shift });
-  const program = await gpu.compile({
-    name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: affineBody,
-    bindings: bindings({ mean: 'read', variance: 'read', gamma: 'read', beta: 'read', scale: 'read_write', shift: 'read_write' }),
+  const b = bind(gpu, op, { ...inputs, scale: t.scale, shift: t.shift }, ['scale', 'shift']);
+  const program = await gpu.compile(b.program({
+    name: op, key: '', workgroupSize: [VECTOR_WORKGROUP], body: '', main: affineMain,
     uniforms: [{ name: 'channels', type: 'u32' }, { name: 'eps', type: 'f32' }, ...offsetUniforms(['mean', 'variance', 'gamma', 'beta', 'scale', 'shift'])],
-  });
-  return [gpu.launch(program, buffers, { channels: C, eps: t.eps, ...offsets }, Math.ceil(C / VECTOR_WORKGROUP))];
+  }));
+  return [gpu.launch(program, b.buffers, { channels: C, eps: t.eps, ...b.offsets }, Math.ceil(C / VECTOR_WORKGROUP))];
 }
 
 /**
@@ -203,19 +169,17 @@ export async function batchNormBackward(gpu: Gpu, t: {
   const dataFlags = `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\nconst ACCUMULATE = ${accumulate};\n`;
   const common = ['x', 'dy', 'mean', 'variance', 'gamma', 'beta'];
   const scalars = [{ name: 'channels', type: 'u32' as const }, { name: 'count', type: 'u32' as const }, { name: 'eps', type: 'f32' as const }];
-  const reduceBound = bindDispatch(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta });
-  const dataBound = bindDispatch(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx });
+  const reduceBound = bind(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta }, ['dgamma', 'dbeta']);
+  const dataBound = bind(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx }, ['dx']);
   const [reduceProgram, dataProgram] = await Promise.all([
-    gpu.compile({
-      name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: reduceFlags + backwardReduceBody,
-      bindings: bindings({ x: 'read', dy: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', dgamma: 'read_write', dbeta: 'read_write' }),
+    gpu.compile(reduceBound.program({
+      name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: reduceFlags + backwardReduceDecls, main: backwardReduceMain,
       uniforms: [...scalars, ...offsetUniforms([...common, 'dgamma', 'dbeta'])],
-    }),
-    gpu.compile({
-      name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: dataFlags + backwardDataBody,
-      bindings: bindings({ x: 'read', dy: 'read', mean: 'read', variance: 'read', gamma: 'read', beta: 'read', dgamma: 'read', dbeta: 'read', dx: 'read_write' }),
+    })),
+    gpu.compile(dataBound.program({
+      name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: dataFlags, main: backwardDataMain,
       uniforms: [...scalars, { name: 'chunks', type: 'u32' }, ...offsetUniforms([...common, 'dgamma', 'dbeta', 'dx'])],
-    }),
+    })),
   ]);
   const chunks = Math.max(1, Math.ceil(M / (wg * ELEMENTWISE_ITEMS)));
   const reduce = gpu.launch(reduceProgram, reduceBound.buffers, { channels: C, count: M, eps: t.eps, ...reduceBound.offsets }, C);

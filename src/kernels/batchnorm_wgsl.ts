@@ -13,8 +13,6 @@
  */
 export const ELEMENTWISE_ITEMS = 64;
 
-const entry = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
-
 /** Tree sum of the workgroup arrays `names` (each array<f32, WG_X>); the totals are at [0] afterwards, for every invocation. */
 function treeReduction(fnName: string, names: string[]): string {
   return `
@@ -34,15 +32,14 @@ ${names.map((n) => `      ${n}[lid] += ${n}[lid + stride];`).join('\n')}
  * (Σ(x − mean))²/M (the compensated two-pass formula), so that a channel whose mean is large
  * against its spread loses no precision to cancellation, unlike E[x²] − E[x]².
  */
-export const statisticsBody = /* wgsl */ `
+export const statisticsDecls = /* wgsl */ `
 var<workgroup> partialSum: array<f32, WG_X>;
 var<workgroup> partialSquares: array<f32, WG_X>;
 var<workgroup> partialResidual: array<f32, WG_X>;
 ${treeReduction('reduceSum', ['partialSum'])}
-${treeReduction('reduceDeviations', ['partialSquares', 'partialResidual'])}
-
-${entry} {
-  let c = workgroupIndex(wid, nwg);
+${treeReduction('reduceDeviations', ['partialSquares', 'partialResidual'])}`;
+export const statisticsMain = /* wgsl */ `
+  let c = group;
   // c is uniform across the workgroup, so this return keeps the barriers below in uniform control flow.
   if (c >= u.channels) { return; }
   let base = u.xOffset + c * u.count;
@@ -66,12 +63,11 @@ ${entry} {
     let r = partialResidual[0];
     mean[u.meanOffset + c] = mu + r / m;
     variance[u.varianceOffset + c] = max((partialSquares[0] - r * r / m) / m, 0.0);
-  }
-}`;
+  }`;
 
 /** Shared head of the elementwise kernels: the channel, the chunk's first index, and the channel's affine. */
 const elementwiseHead = /* wgsl */ `
-  let g = workgroupIndex(wid, nwg);
+  let g = group;
   let c = g / u.chunks;
   if (c >= u.channels) { return; }
   let start = (g - c * u.chunks) * (WG_X * ITEMS) + lid;
@@ -82,8 +78,7 @@ const elementwiseHead = /* wgsl */ `
   let xBase = u.xOffset + c * u.count;`;
 
 /** y = (x − mean)·scale + beta (then ReLU). The backward recomputes the pre-ReLU value with the same expression. */
-export const forwardBody = /* wgsl */ `
-${entry} {${elementwiseHead}
+export const forwardMain = /* wgsl */ `${elementwiseHead}
   let yBase = u.yOffset + c * u.count;
   for (var k = 0u; k < ITEMS; k++) {
     let i = start + k * WG_X;
@@ -92,8 +87,7 @@ ${entry} {${elementwiseHead}
       if (RELU) { v = max(v, 0.0); }
       y[yBase + i] = v;
     }
-  }
-}`;
+  }`;
 
 /** dy' (dy masked by the recomputed ReLU when RELU). */
 const maskedGradient = /* wgsl */ `
@@ -101,13 +95,12 @@ const maskedGradient = /* wgsl */ `
       if (RELU) { gy = select(0.0, gy, xm * scale + shift > 0.0); }`;
 
 /** Per channel: dbeta = Σdy', dgamma = Σdy'·x̂ (written, not accumulated: parameter gradients). */
-export const backwardReduceBody = /* wgsl */ `
+export const backwardReduceDecls = /* wgsl */ `
 var<workgroup> partialDy: array<f32, WG_X>;
 var<workgroup> partialDyX: array<f32, WG_X>;
-${treeReduction('reduceGradients', ['partialDy', 'partialDyX'])}
-
-${entry} {
-  let c = workgroupIndex(wid, nwg);
+${treeReduction('reduceGradients', ['partialDy', 'partialDyX'])}`;
+export const backwardReduceMain = /* wgsl */ `
+  let c = group;
   if (c >= u.channels) { return; }
   let mu = mean[u.meanOffset + c];
   let invstd = inverseSqrt(variance[u.varianceOffset + c] + u.eps);
@@ -128,15 +121,13 @@ ${entry} {
   if (lid == 0u) {
     dbeta[u.dbetaOffset + c] = partialDy[0];
     dgamma[u.dgammaOffset + c] = partialDyX[0] * invstd;
-  }
-}`;
+  }`;
 
 /**
  * dx = gamma·invstd/M·(M·dy' − Σdy' − x̂·Σdy'x̂), rearranged per channel as
  * scale·dy' − k0 − k1·(x − mean) so that each element costs two multiply-adds.
  */
-export const backwardDataBody = /* wgsl */ `
-${entry} {${elementwiseHead}
+export const backwardDataMain = /* wgsl */ `${elementwiseHead}
   let dyBase = u.dyOffset + c * u.count;
   let dxBase = u.dxOffset + c * u.count;
   let perValue = scale / f32(u.count);
@@ -150,27 +141,22 @@ ${entry} {${elementwiseHead}
       if (ACCUMULATE) { d += dx[dxBase + i]; }
       dx[dxBase + i] = d;
     }
-  }
-}`;
+  }`;
 
 /** One invocation per channel. */
-export const updateRunningBody = /* wgsl */ `
-${entry} {
-  let c = workgroupIndex(wid, nwg) * WG_X + lid;
+export const updateRunningMain = /* wgsl */ `
+  let c = index;
   if (c >= u.channels) { return; }
   let m = u.momentum;
   let rm = runningMean[u.runningMeanOffset + c];
   let rv = runningVariance[u.runningVarianceOffset + c];
   runningMean[u.runningMeanOffset + c] = (1.0 - m) * rm + m * mean[u.meanOffset + c];
-  runningVariance[u.runningVarianceOffset + c] = (1.0 - m) * rv + m * (variance[u.varianceOffset + c] * u.unbias);
-}`;
+  runningVariance[u.runningVarianceOffset + c] = (1.0 - m) * rv + m * (variance[u.varianceOffset + c] * u.unbias);`;
 
 /** One invocation per channel. */
-export const affineBody = /* wgsl */ `
-${entry} {
-  let c = workgroupIndex(wid, nwg) * WG_X + lid;
+export const affineMain = /* wgsl */ `
+  let c = index;
   if (c >= u.channels) { return; }
   let s = gamma[u.gammaOffset + c] * inverseSqrt(variance[u.varianceOffset + c] + u.eps);
   scale[u.scaleOffset + c] = s;
-  shift[u.shiftOffset + c] = beta[u.betaOffset + c] - mean[u.meanOffset + c] * s;
-}`;
+  shift[u.shiftOffset + c] = beta[u.betaOffset + c] - mean[u.meanOffset + c] * s;`;

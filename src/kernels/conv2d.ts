@@ -19,16 +19,17 @@
 // caller's BN-ReLU backward masks it).
 
 import type { Gpu } from '../gpu/device.js';
-import type { BindingSpec, BufferLike, Launch } from '../gpu/program.js';
+import type { Launch } from '../gpu/program.js';
+import { bindOperands, refuseOverlaps, uniformsU32, type BoundOperands } from './binding.js';
 import { conv2dOutputSize, normalizeConvParams, type Conv2dParams } from './conv2d_reference.js';
 import {
-  FILTER_GRAD_UNIFORMS, filterGradBody, NAIVE_UNIFORMS, naiveConvBody, ROW_CONV_UNIFORMS, rowConvBody, SPLIT_SUM_UNIFORMS, splitSumBody,
-  STRIDED_BACKWARD_INPUT_UNIFORMS, stridedBackwardInputBody, type OperandNames,
+  FILTER_GRAD_UNIFORMS, filterGradMain, NAIVE_UNIFORMS, naiveConvMain, ROW_CONV_UNIFORMS, rowConvMain, SPLIT_SUM_UNIFORMS, splitSumMain,
+  STRIDED_BACKWARD_INPUT_UNIFORMS, stridedBackwardInputMain,
 } from './conv2d_wgsl.js';
 import {
   checkTile, chooseTile, CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, FILTER_ACCUMULATORS, isPlainGemm, type ConvGeometry, type ConvTile,
 } from './conv2d_tiles.js';
-import { bindTensor, expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
+import { expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 
 export { CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, type ConvTile };
 
@@ -74,71 +75,26 @@ function checkTransform(op: string, t: InputAffineRelu | undefined, Cin: number)
   expectShape(op, 'inputTransform.shift', t.shift, [Cin]);
 }
 
-interface Operand { role: keyof OperandNames; name: string; ref: TensorRef }
-
-interface BoundOperands {
-  bindings: BindingSpec[];
-  buffers: Record<string, BufferLike>;
-  offsets: Record<string, number>;
-  names: OperandNames;
-  /** Which reads go through the written binding: part of the pipeline key. */
-  aliasKey: string;
-}
+interface Operand { role: 'src' | 'wt' | 'dy' | 'dst' | 'scale' | 'shift'; name: string; ref: TensorRef }
 
 /**
- * Binds the written operand and the read operands. WebGPU refuses a writable binding that
- * overlaps any other binding of the same buffer, and a dense block's layer reads a prefix of the
- * buffer it writes into, so reads that live in the written operand's GPU buffer are read through
- * the written binding (which then covers all of them) instead of a binding of their own.
+ * Binds the written operand and the read ones by the binding rule (binding.ts); a dense block's
+ * layer reads a prefix of the buffer it writes into, and when the two share a 256-byte block the
+ * prefix is read through the output's binding. Bindings and offsets are named by role (the WGSL's
+ * names); errors name the operands as the caller knows them.
  */
-function bindOperands(gpu: Gpu, op: string, written: Operand, reads: Operand[]): BoundOperands {
-  const end = (r: TensorRef) => r.offset + sizeOf(r.shape);
-  // Reads in the output's buffer get their own binding unless their 256-byte-aligned range meets
-  // the output's (bindTensor's ranges); only those are read through the output's binding, whose
-  // span then stays small (a dense block's prefix and its next channels).
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const start = (r: TensorRef) => Math.floor((r.offset * 4) / align) * align;
-  const meets = (a: TensorRef, b: TensorRef) => start(a) < end(b) * 4 && start(b) < end(a) * 4;
-  const shared = reads.filter((r) => r.ref.buffer.buffer === written.ref.buffer.buffer && meets(r.ref, written.ref));
-  for (const r of shared) {
-    if (r.ref.offset < end(written.ref) && written.ref.offset < end(r.ref) && sizeOf(r.ref.shape) > 0 && sizeOf(written.ref.shape) > 0) {
-      throw new ShapeError(`${op}: "${written.name}" [${written.ref.offset}, ${end(written.ref)}) overlaps "${r.name}" ` +
-        `[${r.ref.offset}, ${end(r.ref)}) in buffer "${r.ref.buffer.label}"; the output must not alias an input`);
-    }
-  }
-  const group = [written, ...shared];
-  const names: Record<string, string> = { src: 'src', wt: 'wt', dy: 'dy', dst: 'dst', scale: 'scale', shift: 'shift' };
-  const buffers: Record<string, BufferLike> = {};
-  const offsets: Record<string, number> = {};
-  const bindings: BindingSpec[] = [];
-  for (const r of reads) {
-    if (shared.includes(r)) { names[r.role] = written.role; continue; }
-    const bound = bindTensor(gpu.limits, op, r.name, r.ref);
-    buffers[r.role] = bound.binding;
-    offsets[r.role] = bound.offset;
-    bindings.push({ name: r.role, access: 'read' });
-  }
-  const limits = gpu.limits;
-  const buffer = written.ref.buffer;
-  const lo = Math.min(...group.map((g) => g.ref.offset));
-  const hi = Math.max(...group.map((g) => end(g.ref)));
-  const spanStart = Math.floor((lo * 4) / align) * align;
-  const size = Math.max(4, Math.min(hi * 4, buffer.bytes) - spanStart);
-  if (size > limits.maxStorageBufferBindingSize) {
-    throw new ShapeError(`${op}: ${group.map((g) => `"${g.name}"`).join(', ')} span ${size} bytes of buffer "${buffer.label}", more than ` +
-      `one binding may (${limits.maxStorageBufferBindingSize}, maxStorageBufferBindingSize); use a smaller batch`);
-  }
-  buffers[written.role] = { buffer: buffer.buffer, offset: spanStart, size };
-  for (const g of group) offsets[g.role] = g.ref.offset - spanStart / 4;
-  bindings.push({ name: written.role, access: 'read_write' });
-  return { bindings, buffers, offsets, names: names as unknown as OperandNames, aliasKey: shared.map((s) => s.role).join('+') };
+function bindConv(gpu: Gpu, op: string, written: Operand, reads: Operand[]): BoundOperands {
+  const all = [written, ...reads];
+  const byName = Object.fromEntries(all.map((o) => [o.name, { ref: o.ref, written: o === written }]));
+  refuseOverlaps(op, byName);
+  return bindOperands(gpu.limits, op, Object.fromEntries(all.map((o) => [o.role, { ref: o.ref, written: o === written }])));
 }
 
 function transformOperands(t: InputAffineRelu | undefined): Operand[] {
   return t ? [{ role: 'scale', name: 'inputTransform.scale', ref: t.scale }, { role: 'shift', name: 'inputTransform.shift', ref: t.shift }] : [];
 }
 
-const uniformsOf = (names: readonly string[]) => names.map((name) => ({ name, type: 'u32' as const }));
+const uniformsOf = (names: readonly string[]) => uniformsU32(...names);
 
 /**
  * The tile a kernel uses when the caller passes none (shapes as the kernel takes them: x [Cin, N, H, W],
@@ -163,9 +119,8 @@ export async function conv2dForward(
   const op = 'conv2d';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
   checkTransform(op, t.inputTransform, g.Cin);
-  const tile = t.tile ?? chooseTile('gemm', g, g.Cout, g.Wo);
-  checkTile(gpu, op, tile);
-  const bound = bindOperands(gpu, op, { role: 'dst', name: 'y', ref: t.y },
+  const tile = checkTile(gpu, op, t.tile ?? chooseTile('gemm', g, g.Cout, g.Wo));
+  const bound = bindConv(gpu, op, { role: 'dst', name: 'y', ref: t.y },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
   const KK = g.KH * g.KW;
   return [await rowConvLaunch(gpu, op, 'forward', g, tile, !!t.inputTransform, false, bound, {
@@ -179,10 +134,9 @@ export async function conv2dBackwardInput(
 ): Promise<Launch[]> {
   const op = 'conv2d.backwardInput';
   const g = geometry(op, { name: 'dx', ref: t.dx }, { name: 'w', ref: t.w }, { name: 'dy', ref: t.dy }, t);
-  const tile = t.tile ?? chooseTile('gemm', g, g.Cin, g.W);
-  checkTile(gpu, op, tile);
+  const tile = checkTile(gpu, op, t.tile ?? chooseTile('gemm', g, g.Cin, g.W));
   const accumulate = t.accumulate ?? false;
-  const bound = bindOperands(gpu, op, { role: 'dst', name: 'dx', ref: t.dx },
+  const bound = bindConv(gpu, op, { role: 'dst', name: 'dx', ref: t.dx },
     [{ role: 'src', name: 'dy', ref: t.dy }, { role: 'wt', name: 'w', ref: t.w }]);
   const KK = g.KH * g.KW;
   if (g.sh === 1 && g.sw === 1) {
@@ -191,17 +145,17 @@ export async function conv2dBackwardInput(
     })];
   }
   const spec = { kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize, accumulate };
-  const program = await gpu.compile({
-    name: `${op}.strided`, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
-    body: stridedBackwardInputBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(STRIDED_BACKWARD_INPUT_UNIFORMS),
-  });
+  const program = await gpu.compile(bound.program({
+    name: `${op}.strided`, key: JSON.stringify(spec), workgroupSize: [tile.workgroupSize],
+    body: '', main: stridedBackwardInputMain(spec), uniforms: uniformsOf(STRIDED_BACKWARD_INPUT_UNIFORMS),
+  }));
   const Q = g.N * g.H * g.W;
   const mBlocks = Math.ceil(g.Cin / tile.rows);
   const blocks = mBlocks * Math.ceil(Q / (tile.cols * tile.workgroupSize));
   const o = bound.offsets;
   return [gpu.launch(program, bound.buffers, {
     M: g.Cin, Q, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, srcPlane: g.N * g.Ho * g.Wo, mBlocks, blocks,
-    mStride: KK, cStride: g.Cin * KK, srcOffset: o.src, wOffset: o.wt, dstOffset: o.dst,
+    mStride: KK, cStride: g.Cin * KK, srcOffset: o.srcOffset, wOffset: o.wtOffset, dstOffset: o.dstOffset,
   }, blocks)];
 }
 
@@ -214,10 +168,10 @@ async function rowConvLaunch(
     mode, kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw,
     rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize, unroll, transform, accumulate,
   };
-  const program = await gpu.compile({
-    name: op, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
-    body: rowConvBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(ROW_CONV_UNIFORMS),
-  });
+  const program = await gpu.compile(bound.program({
+    name: op, key: JSON.stringify(spec), workgroupSize: [tile.workgroupSize],
+    body: '', main: rowConvMain(spec), uniforms: uniformsOf(ROW_CONV_UNIFORMS),
+  }));
   let { srcH, srcW, dstH, dstW, N } = sizes;
   const { M, C, mStride, cStride } = sizes;
   if (isPlainGemm(g)) {
@@ -233,7 +187,7 @@ async function rowConvLaunch(
   const o = bound.offsets;
   return gpu.launch(program, bound.buffers, {
     M, C, Q: N * dstH * dstW, srcH, srcW, dstH, dstW, srcPlane: N * srcH * srcW, owBlocks, items, mBlocks, blocks, mStride, cStride,
-    srcOffset: o.src, wOffset: o.wt, dstOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
+    srcOffset: o.srcOffset, wOffset: o.wtOffset, dstOffset: o.dstOffset, scaleOffset: o.scaleOffset ?? 0, shiftOffset: o.shiftOffset ?? 0,
   }, blocks);
 }
 
@@ -259,8 +213,7 @@ export async function conv2dBackwardFilter(
   const op = 'conv2d.backwardFilter';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'dw', ref: t.dw }, { name: 'dy', ref: t.dy }, t);
   checkTransform(op, t.inputTransform, g.Cin);
-  const tile = t.tile ?? chooseTile('filter', g, g.Cout, g.Wo);
-  checkTile(gpu, op, tile);
+  const tile = checkTile(gpu, op, t.tile ?? chooseTile('filter', g, g.Cout, g.Wo));
   const rows = g.N * g.Ho;
   const splits = Math.min(tile.splits ?? 1, Math.max(rows, 1));
   const dwSize = sizeOf(t.dw.shape);
@@ -274,7 +227,7 @@ export async function conv2dBackwardFilter(
     expectShape(op, 'workspace', t.workspace, [-1]);
     target = { buffer: t.workspace.buffer, offset: t.workspace.offset, shape: [splits * dwSize] };
   }
-  const bound = bindOperands(gpu, op, { role: 'dst', name: splits > 1 ? 'workspace' : 'dw', ref: target },
+  const bound = bindConv(gpu, op, { role: 'dst', name: splits > 1 ? 'workspace' : 'dw', ref: target },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'dy', name: 'dy', ref: t.dy }, ...transformOperands(t.inputTransform)]);
   // Accumulators per thread: rows·cols·kernelRows·KW. Large kernels (the 7×7 stem) spread their
   // kernel rows over workgroups: kernelRows is the largest divisor of KH that keeps within budget.
@@ -284,15 +237,15 @@ export async function conv2dBackwardFilter(
     kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize,
     kernelRows, unroll: tile.unroll ?? 1, transform: !!t.inputTransform,
   };
-  const program = await gpu.compile({
-    name: op, key: `${JSON.stringify(spec)}|alias=${bound.aliasKey}`, workgroupSize: [tile.workgroupSize],
-    body: filterGradBody(spec, bound.names), bindings: bound.bindings, uniforms: uniformsOf(FILTER_GRAD_UNIFORMS),
-  });
-  const sum = splits > 1 ? bindOperands(gpu, `${op}.splitSum`, { role: 'dst', name: 'dw', ref: t.dw }, [{ role: 'src', name: 'workspace', ref: target }]) : undefined;
-  const sumProgram = sum && await gpu.compile({
-    name: `${op}.splitSum`, key: `alias=${sum.aliasKey}`, workgroupSize: [SPLIT_SUM_WORKGROUP],
-    body: splitSumBody(sum.names), bindings: sum.bindings, uniforms: uniformsOf(SPLIT_SUM_UNIFORMS),
-  });
+  const program = await gpu.compile(bound.program({
+    name: op, key: JSON.stringify(spec), workgroupSize: [tile.workgroupSize],
+    body: '', main: filterGradMain(spec), uniforms: uniformsOf(FILTER_GRAD_UNIFORMS),
+  }));
+  const sum = splits > 1 ? bindConv(gpu, `${op}.splitSum`, { role: 'dst', name: 'dw', ref: t.dw }, [{ role: 'src', name: 'workspace', ref: target }]) : undefined;
+  const sumProgram = sum && await gpu.compile(sum.program({
+    name: `${op}.splitSum`, key: '', workgroupSize: [SPLIT_SUM_WORKGROUP],
+    body: '', main: splitSumMain(), uniforms: uniformsOf(SPLIT_SUM_UNIFORMS),
+  }));
   const coBlocks = Math.ceil(g.Cout / tile.rows);
   const khBlocks = Math.ceil(g.KH / kernelRows);
   const ciBlocks = Math.ceil(g.Cin / (tile.cols * tile.workgroupSize));
@@ -301,10 +254,10 @@ export async function conv2dBackwardFilter(
   const launches = [gpu.launch(program, bound.buffers, {
     Cout: g.Cout, Cin: g.Cin, H: g.H, W: g.W, Ho: g.Ho, Wo: g.Wo, rows, plane: g.N * g.H * g.W, coBlocks, khBlocks, ciBlocks, blocks,
     rowsPerSplit: Math.ceil(rows / splits), splitStride: splits > 1 ? dwSize : 0,
-    xOffset: o.src, dyOffset: o.dy, dwOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
+    xOffset: o.srcOffset, dyOffset: o.dyOffset, dwOffset: o.dstOffset, scaleOffset: o.scaleOffset ?? 0, shiftOffset: o.shiftOffset ?? 0,
   }, blocks)];
   if (sum && sumProgram) {
-    launches.push(gpu.launch(sumProgram, sum.buffers, { count: dwSize, splits, srcOffset: sum.offsets.src, dstOffset: sum.offsets.dst },
+    launches.push(gpu.launch(sumProgram, sum.buffers, { count: dwSize, splits, srcOffset: sum.offsets.srcOffset, dstOffset: sum.offsets.dstOffset },
       Math.ceil(dwSize / SPLIT_SUM_WORKGROUP)));
   }
   return launches;
@@ -320,16 +273,16 @@ export async function conv2dNaiveForward(
   const op = 'conv2d.naive';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
   checkTransform(op, t.inputTransform, g.Cin);
-  const bound = bindOperands(gpu, op, { role: 'dst', name: 'y', ref: t.y },
+  const bound = bindConv(gpu, op, { role: 'dst', name: 'y', ref: t.y },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
-  const program = await gpu.compile({
-    name: op, key: `transform=${!!t.inputTransform}|alias=${bound.aliasKey}`, workgroupSize: [NAIVE_WORKGROUP],
-    body: naiveConvBody(!!t.inputTransform, bound.names), bindings: bound.bindings, uniforms: uniformsOf(NAIVE_UNIFORMS),
-  });
+  const program = await gpu.compile(bound.program({
+    name: op, key: `transform=${!!t.inputTransform}`, workgroupSize: [NAIVE_WORKGROUP],
+    body: '', main: naiveConvMain(!!t.inputTransform), uniforms: uniformsOf(NAIVE_UNIFORMS),
+  }));
   const count = sizeOf(t.y.shape);
   const o = bound.offsets;
   return [gpu.launch(program, bound.buffers, {
     count, Cin: g.Cin, N: g.N, H: g.H, W: g.W, Ho: g.Ho, Wo: g.Wo, KH: g.KH, KW: g.KW, strideH: g.sh, strideW: g.sw, padH: g.ph, padW: g.pw,
-    xOffset: o.src, wOffset: o.wt, yOffset: o.dst, scaleOffset: o.scale ?? 0, shiftOffset: o.shift ?? 0,
+    xOffset: o.srcOffset, wOffset: o.wtOffset, yOffset: o.dstOffset, scaleOffset: o.scaleOffset ?? 0, shiftOffset: o.shiftOffset ?? 0,
   }, Math.ceil(count / NAIVE_WORKGROUP))];
 }

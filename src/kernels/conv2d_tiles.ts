@@ -87,7 +87,8 @@ export function chooseTile(kind: 'gemm' | 'filter', g: ConvGeometry, M: number, 
   return { rows, cols, workgroupSize: 32, unroll: 1 };
 }
 
-export function checkTile(gpu: Gpu, op: string, tile: ConvTile): void {
+/** Refuses a tile the adapter or the programs cannot run, naming the op; returns the tile. */
+export function checkTile(gpu: Gpu, op: string, tile: ConvTile): ConvTile {
   const { rows, cols, workgroupSize, unroll = 1, splits = 1 } = tile;
   const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
   const ok = [rows, cols, workgroupSize, unroll, splits].every((v) => Number.isInteger(v) && v >= 1) &&
@@ -96,4 +97,5 @@ export function checkTile(gpu: Gpu, op: string, tile: ConvTile): void {
     throw new ShapeError(`${op}: tile ${JSON.stringify(tile)} is invalid (whole numbers >= 1, rows·cols <= 128, unroll <= 16, ` +
       `workgroupSize <= ${maxThreads})`);
   }
+  return tile;
 }

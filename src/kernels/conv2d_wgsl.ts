@@ -19,11 +19,8 @@
 // backward-input 3.0 vs 6.7, 1×1 3.9 vs 6.0): with a barrier llvmpipe runs the shader as
 // coroutines and every other load gets slower. vec4 storage loads save only ~20% per float.
 
-/**
- * The WGSL array each operand is read from. An operand in the same GPU buffer as the written one
- * is read through the written binding (WebGPU forbids a writable binding overlapping another).
- */
-export interface OperandNames { src: string; wt: string; dy: string; dst: string; scale: string; shift: string }
+// Operands are named by role (src, wt, dy, dst, scale, shift); binding.ts renames those read
+// through another operand's binding.
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n');
@@ -42,6 +39,11 @@ function unrolledLoop(v: string, end: string, unroll: number, body: (k: number) 
   return `  for (; ${v} + ${unroll - 1}u < ${end}; ${v} += ${unroll}u) {\n${range(unroll).map((k) => body(k)).join('\n')}\n  }
   for (; ${v} < ${end}; ${v}++) {\n${body(0)}\n  }`;
 }
+
+/** A GEMM-like program's first lines: its block `g` (past the end: return) and first output row `m0`. */
+const blockStart = (rows: number) => `  let g = group;\n  if (g >= u.blocks) { return; }\n  let m0 = (g % u.mBlocks) * ${rows}u;`;
+/** Writes (or, accumulating, adds) `value` to dst[o]. */
+const store = (accumulate: boolean, value: string) => `dst[o] = ${accumulate ? 'dst[o] + ' : ''}${value};`;
 
 export interface RowConvProgram {
   /** forward: dst = y, src = x (M = Cout, C = Cin); backwardInput (stride 1 only): dst = dx, src = dy (M = Cin, C = Cout). */
@@ -64,10 +66,10 @@ export const ROW_CONV_UNIFORMS = [
  * transposed convolution). A thread holds `rows` output rows (the same for the whole workgroup,
  * so weight loads are uniform) × `cols` consecutive pixels of one output image row.
  */
-export function rowConvBody(p: RowConvProgram, names: OperandNames): string {
+export function rowConvMain(p: RowConvProgram): string {
   const { rows: TM, cols: TN, kh: KH, kw: KW } = p;
   const fwd = p.mode === 'forward';
-  if (!fwd && (p.sh !== 1 || p.sw !== 1)) throw new Error('rowConvBody: backward-input needs stride 1');
+  if (!fwd && (p.sh !== 1 || p.sw !== 1)) throw new Error('rowConvMain: backward-input needs stride 1');
   // Source elements under one kernel row of the thread's pixels, and which one (pixel j, tap kw) reads.
   const E = fwd ? (TN - 1) * p.sw + KW : TN + KW - 1;
   const element = (j: number, kw: number) => (fwd ? j * p.sw + kw : j - kw + KW - 1);
@@ -77,10 +79,10 @@ export function rowConvBody(p: RowConvProgram, names: OperandNames): string {
   const kernelRow = (kh: string) => {
     const loads = lines(E, (e) => {
       const ok = [rowCheck ? 'rowOk' : '', colCheck ? `colOk${e}` : ''].filter(Boolean).join(' && ');
-      const v = transformed(`${names.src}[u32(rb + ${e})]`, 'sc', 'sf', p.transform);
+      const v = transformed(`src[u32(rb + ${e})]`, 'sc', 'sf', p.transform);
       return `      let x${e} = ${ok ? `select(0.0, ${v}, ${ok})` : v};`;
     });
-    const taps = range(KW).map((kw) => `${lines(TM, (i) => `      let w${i}_${kw} = ${names.wt}[wc${i} + ${kh} * ${KW}u + ${kw}u];`)}
+    const taps = range(KW).map((kw) => `${lines(TM, (i) => `      let w${i}_${kw} = wt[wc${i} + ${kh} * ${KW}u + ${kw}u];`)}
 ${grid(TM, TN, (i, j) => `      a${i}_${j} = fma(w${i}_${kw}, x${element(j, kw)}, a${i}_${j});`)}`).join('\n');
     return `    {
       let r = r0 ${fwd ? '+' : '-'} i32(${kh});
@@ -91,21 +93,17 @@ ${taps}
     }`;
   };
   const channel = (k: number) => `  {
-${p.transform ? `    let sc = ${names.scale}[u.scaleOffset + c + ${k}u];\n    let sf = ${names.shift}[u.shiftOffset + c + ${k}u];` : ''}
+${p.transform ? `    let sc = scale[u.scaleOffset + c + ${k}u];\n    let sf = shift[u.shiftOffset + c + ${k}u];` : ''}
 ${unrollRows ? range(KH).map((kh) => kernelRow(`${kh}u`)).join('\n') : `    for (var kh = 0u; kh < ${KH}u; kh++) {\n${kernelRow('kh')}\n    }`}
     xc += i32(u.srcPlane);
 ${lines(TM, (i) => `    wc${i} += u.cStride;`)}
   }`;
   const stores = grid(TM, TN, (i, j) => `  if (live && m0 + ${i}u < u.M && ow0 + ${j}u < u.dstW) {
     let o = u.dstOffset + (m0 + ${i}u) * u.Q + out + ${j}u;
-    ${names.dst}[o] = ${p.accumulate ? `${names.dst}[o] + ` : ''}a${i}_${j};
+    ${store(p.accumulate, `a${i}_${j}`)}
   }`);
   return /* wgsl */ `
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = workgroupIndex(wid, nwg);
-  if (g >= u.blocks) { return; }
-  let m0 = (g % u.mBlocks) * ${TM}u;
+${blockStart(TM)}
   let item = (g / u.mBlocks) * WG_X + lid;
   let live = item < u.items;
   let it = min(item, u.items - 1u);
@@ -126,7 +124,6 @@ ${grid(TM, TN, (i, j) => `  var a${i}_${j} = 0.0;`)}
   var c = 0u;
 ${unrolledLoop('c', 'u.C', p.unroll, channel)}
 ${stores}
-}
 `;
 }
 
@@ -146,7 +143,7 @@ export const STRIDED_BACKWARD_INPUT_UNIFORMS = [
  * the division is exact. Each thread holds `rows` input channels × `cols` pixels spaced by the
  * workgroup size; each tap checks divisibility per pixel.
  */
-export function stridedBackwardInputBody(p: StridedBackwardInputProgram, names: OperandNames): string {
+export function stridedBackwardInputMain(p: StridedBackwardInputProgram): string {
   const { rows: TM, cols: TN } = p;
   const setup = lines(TN, (j) => `
   let q${j} = min(qBase + ${j}u * WG_X, u.Q - 1u);
@@ -157,20 +154,16 @@ export function stridedBackwardInputBody(p: StridedBackwardInputProgram, names: 
 ${lines(TN, (j) => `      let h${j} = th${j} - ${kh};
       let v${j} = tw${j} - ${kw};
       let ok${j} = h${j} >= 0 && v${j} >= 0 && h${j} % ${p.sh} == 0 && v${j} % ${p.sw} == 0 && h${j} / ${p.sh} < i32(u.srcH) && v${j} / ${p.sw} < i32(u.srcW);
-      let x${j} = select(0.0, ${names.src}[u32(xc + nb${j} + (h${j} / ${p.sh}) * W + v${j} / ${p.sw})], ok${j});`)}
-${lines(TM, (i) => `      let w${i} = ${names.wt}[wc${i} + ${tapIndex}];`)}
+      let x${j} = select(0.0, src[u32(xc + nb${j} + (h${j} / ${p.sh}) * W + v${j} / ${p.sw})], ok${j});`)}
+${lines(TM, (i) => `      let w${i} = wt[wc${i} + ${tapIndex}];`)}
 ${grid(TM, TN, (i, j) => `      a${i}_${j} = fma(w${i}, x${j}, a${i}_${j});`)}
     }`;
   const stores = grid(TM, TN, (i, j) => `  if (m0 + ${i}u < u.M && qBase + ${j}u * WG_X < u.Q) {
     let o = u.dstOffset + (m0 + ${i}u) * u.Q + q${j};
-    ${names.dst}[o] = ${p.accumulate ? `${names.dst}[o] + ` : ''}a${i}_${j};
+    ${store(p.accumulate, `a${i}_${j}`)}
   }`);
   return /* wgsl */ `
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = workgroupIndex(wid, nwg);
-  if (g >= u.blocks) { return; }
-  let m0 = (g % u.mBlocks) * ${TM}u;
+${blockStart(TM)}
   let qBase = (g / u.mBlocks) * (WG_X * ${TN}u) + lid;
   let W = i32(u.srcW);
 ${setup}
@@ -187,7 +180,6 @@ ${tap('kh', 'kw', `u32(kh * ${p.kw} + kw)`)}
 ${lines(TM, (i) => `    wc${i} += u.cStride;`)}
   }
 ${stores}
-}
 `;
 }
 
@@ -214,7 +206,7 @@ export const FILTER_GRAD_UNIFORMS = [
  * row slides along the input row. Workgroups may split the N·Ho output rows (split-K); each split
  * then writes its partial sums `splitStride` elements after the previous one.
  */
-export function filterGradBody(p: FilterGradProgram, names: OperandNames): string {
+export function filterGradMain(p: FilterGradProgram): string {
   const { rows: TM, cols: TC, kh: KH, kw: KW, sw: S, kernelRows: KR } = p;
   const KK = KH * KW;
   const fresh = Math.min(S, KW); // window entries loaded per step; the others shift along
@@ -225,12 +217,12 @@ export function filterGradBody(p: FilterGradProgram, names: OperandNames): strin
   const windows = <T>(f: (t: number, r: number) => T) => range(TC).flatMap((t) => range(KR).map((r) => f(t, r)));
   // With no padding every tap of every output pixel lies inside the image: no checks.
   const load = (t: number, r: number, iw: string) => {
-    const v = transformed(`${names.src}[u32(xb${t} + rb${r} + ${iw})]`, `sc${t}`, `sf${t}`, p.transform);
+    const v = transformed(`src[u32(xb${t} + rb${r} + ${iw})]`, `sc${t}`, `sf${t}`, p.transform);
     const ok = [p.ph > 0 ? `rowOk${r}` : '', p.pw > 0 ? `u32(${iw}) < u.W` : ''].filter(Boolean).join(' && ');
     return ok ? `select(0.0, ${v}, ${ok})` : v;
   };
   const step = () => `  {
-${lines(TM, (i) => `        let d${i} = ${names.dy}[dc${i} + pix];`)}
+${lines(TM, (i) => `        let d${i} = dy[dc${i} + pix];`)}
 ${windows((t, r) => lines(KW, (e) => e < KW - fresh
     ? `        ${win(t, r, e)} = ${win(t, r, e + fresh)};`
     : `        ${win(t, r, e)} = ${load(t, r, `iw + ${e}`)};`)).join('\n')}
@@ -240,12 +232,10 @@ ${each((i, t, r, kw) => `        ${acc(i, t, r, kw)} = fma(d${i}, ${win(t, r, kw
   }`;
   const stores = range(TM).flatMap((i) => range(TC).flatMap((t) => range(KR).map((r) => `  if (co0 + ${i}u < u.Cout && ciBase + ${t}u < u.Cin && kh0 + ${r}u < ${KH}u) {
     let o${i}_${t}_${r} = u.dwOffset + split * u.splitStride + ((co0 + ${i}u) * u.Cin + ciBase + ${t}u) * ${KK}u + (kh0 + ${r}u) * ${KW}u;
-${lines(KW, (kw) => `    ${names.dst}[o${i}_${t}_${r} + ${kw}u] = ${acc(i, t, r, kw)};`)}
+${lines(KW, (kw) => `    dst[o${i}_${t}_${r} + ${kw}u] = ${acc(i, t, r, kw)};`)}
   }`))).join('\n');
   return /* wgsl */ `
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = workgroupIndex(wid, nwg);
+  let g = group;
   if (g >= u.blocks) { return; }
   let co0 = (g % u.coBlocks) * ${TM}u;
   let kh0 = ${KR === KH ? '0u' : `((g / u.coBlocks) % u.khBlocks) * ${KR}u`};
@@ -255,7 +245,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let W = i32(u.W);
 ${lines(TC, (t) => `  let ci${t} = min(ciBase + ${t}u, u.Cin - 1u);
   let xb${t} = i32(u.xOffset + ci${t} * u.plane);
-${p.transform ? `  let sc${t} = ${names.scale}[u.scaleOffset + ci${t}];\n  let sf${t} = ${names.shift}[u.shiftOffset + ci${t}];` : ''}`)}
+${p.transform ? `  let sc${t} = scale[u.scaleOffset + ci${t}];\n  let sf${t} = shift[u.shiftOffset + ci${t}];` : ''}`)}
 ${lines(KR, (r) => `  let kr${r} = i32(min(kh0 + ${r}u, ${KH - 1}u)) - ${p.ph};`)}
 ${lines(TM, (i) => `  let dc${i} = u.dyOffset + min(co0 + ${i}u, u.Cout - 1u) * u.rows * u.Wo;`)}
 ${each((i, t, r, kw) => `  var ${acc(i, t, r, kw)} = 0.0;`).join('\n')}
@@ -276,23 +266,19 @@ ${windows((t, r) => lines(KW - fresh, (e) => `    ${win(t, r, e + fresh)} = ${lo
 ${unrolledLoop('ow', 'u.Wo', p.unroll, step)}
   }
 ${stores}
-}
 `;
 }
 
 export const SPLIT_SUM_UNIFORMS = ['count', 'splits', 'srcOffset', 'dstOffset'] as const;
 
 /** dst[i] = Σ_s src[s·count + i]: sums backward-filter's split-K partial sums into dw. */
-export function splitSumBody(names: { src: string; dst: string }): string {
+export function splitSumMain(): string {
   return /* wgsl */ `
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+  let i = index;
   if (i >= u.count) { return; }
   var s = 0.0;
-  for (var k = 0u; k < u.splits; k++) { s += ${names.src}[u.srcOffset + k * u.count + i]; }
-  ${names.dst}[u.dstOffset + i] = s;
-}
+  for (var k = 0u; k < u.splits; k++) { s += src[u.srcOffset + k * u.count + i]; }
+  dst[u.dstOffset + i] = s;
 `;
 }
 
@@ -302,11 +288,9 @@ export const NAIVE_UNIFORMS = [
 ] as const;
 
 /** Direct convolution, one output element per thread, everything a uniform: the debugging oracle. */
-export function naiveConvBody(transform: boolean, names: OperandNames): string {
+export function naiveConvMain(transform: boolean): string {
   return /* wgsl */ `
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+  let i = index;
   if (i >= u.count) { return; }
   let ow = i % u.Wo;
   let oh = (i / u.Wo) % u.Ho;
@@ -320,13 +304,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (var kw = 0u; kw < u.KW; kw++) {
         let iw = i32(ow * u.strideW + kw) - i32(u.padW);
         if (iw < 0 || iw >= i32(u.W)) { continue; }
-        var v = ${names.src}[u.xOffset + ((ci * u.N + n) * u.H + u32(ih)) * u.W + u32(iw)];
-${transform ? `        v = max(v * ${names.scale}[u.scaleOffset + ci] + ${names.shift}[u.shiftOffset + ci], 0.0);` : ''}
-        acc += ${names.wt}[u.wOffset + ((co * u.Cin + ci) * u.KH + kh) * u.KW + kw] * v;
+        var v = src[u.xOffset + ((ci * u.N + n) * u.H + u32(ih)) * u.W + u32(iw)];
+${transform ? `        v = max(v * scale[u.scaleOffset + ci] + shift[u.shiftOffset + ci], 0.0);` : ''}
+        acc += wt[u.wOffset + ((co * u.Cin + ci) * u.KH + kh) * u.KW + kw] * v;
       }
     }
   }
-  ${names.dst}[u.yOffset + i] = acc;
-}
+  dst[u.yOffset + i] = acc;
 `;
 }

@@ -12,7 +12,8 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { expectDisjoint, flatChunks } from './optimizer_flat.js';
+import type { Operand } from './binding.js';
+import { flatLaunches } from './optimizer_flat.js';
 import { checkSeed, randomU32, RANDOM_WGSL } from './random.js';
 import { expectShape, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 
@@ -54,18 +55,16 @@ export function dropoutBackwardReference(dy: ArrayLike<number>, rate: number, se
   return dropoutReference(dy, rate, seed, elementOffset);
 }
 
-// In place (src is dst) only `dst` is bound: two bindings of one range would overlap.
-function dropoutBody(accumulate: boolean, inPlace: boolean): string {
-  const src = inPlace ? 'dst[u.dstOffset + i]' : 'src[u.srcOffset + i]';
-  return /* wgsl */ `${RANDOM_WGSL}
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+// In place (src is dst) only `dst` is bound: two bindings of one range would overlap. Operands are
+// named as the caller knows them (x/y, dy/dx), so that errors name them.
+function dropoutMain(src: string, dst: string, accumulate: boolean, inPlace: boolean): string {
+  const read = inPlace ? `${dst}[u.${dst}Offset + i]` : `${src}[u.${src}Offset + i]`;
+  return /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   let keep = randomU32(u.seed, u.indexBase + i) >= u.threshold;
-  var v = select(0.0, ${src} * u.scale, keep);${accumulate ? '\n  v += dst[u.dstOffset + i];' : ''}
-  dst[u.dstOffset + i] = v;
-}`;
+  var v = select(0.0, ${read} * u.scale, keep);${accumulate ? `\n  v += ${dst}[u.${dst}Offset + i];` : ''}
+  ${dst}[u.${dst}Offset + i] = v;`;
 }
 
 interface DropoutArgs { rate: number; seed: number; accumulate: boolean; chunkElements?: number }
@@ -79,29 +78,17 @@ async function dropoutLaunches(gpu: Gpu, op: string, srcName: string, dstName: s
   if (inPlace && a.accumulate) {
     throw new ShapeError(`${op}: "${dstName}" is "${srcName}" itself, which cannot be accumulated into; use accumulate: false or another ${dstName}`);
   }
-  // Bindings are named by role (src, dst); checks and errors use the operands' names.
-  const roles: [string, string, TensorRef][] = inPlace ? [['dst', dstName, dst]] : [['src', srcName, src], ['dst', dstName, dst]];
-  const refs = Object.fromEntries(roles.map(([, name, ref]) => [name, ref]));
-  expectDisjoint(op, refs);
-  const count = sizeOf(src.shape);
-  const chunks = flatChunks(gpu.limits, op, refs, count, a.chunkElements);
-  const names = roles.map(([role]) => role);
-  const program = await gpu.compile({
-    name: op, key: `acc=${a.accumulate},inPlace=${inPlace}`, workgroupSize: [WORKGROUP], body: dropoutBody(a.accumulate, inPlace),
-    bindings: names.map((name) => ({ name, access: name === 'src' ? 'read' as const : 'read_write' as const })),
-    uniforms: [
-      { name: 'count', type: 'u32' }, ...names.map((n) => ({ name: `${n}Offset`, type: 'u32' as const })),
-      { name: 'indexBase', type: 'u32' }, { name: 'seed', type: 'u32' }, { name: 'threshold', type: 'u32' },
-      { name: 'scale', type: 'f32' },
-    ],
-  });
+  const operands: Record<string, Operand> = inPlace ? { [dstName]: { ref: dst, written: true } } : { [srcName]: { ref: src }, [dstName]: { ref: dst, written: true } };
   const threshold = dropoutThreshold(a.rate);
   const scale = 1 / (1 - a.rate);
-  return chunks.map((c) => gpu.launch(program,
-    Object.fromEntries(roles.map(([role, name]) => [role, c.bound[name].binding])), {
-      count: c.count, ...Object.fromEntries(roles.map(([role, name]) => [`${role}Offset`, c.bound[name].offset])),
-      indexBase: c.start, seed: a.seed, threshold, scale,
-    }, Math.ceil(c.count / WORKGROUP)));
+  return flatLaunches(gpu, op, operands, sizeOf(src.shape), {
+    chunkElements: a.chunkElements, workgroupSize: WORKGROUP,
+    program: {
+      name: op, key: `acc=${a.accumulate},inPlace=${inPlace}`, body: RANDOM_WGSL, main: dropoutMain(srcName, dstName, a.accumulate, inPlace),
+      uniforms: [{ name: 'indexBase', type: 'u32' }, { name: 'seed', type: 'u32' }, { name: 'threshold', type: 'u32' }, { name: 'scale', type: 'f32' }],
+    },
+    uniforms: (c) => ({ indexBase: c.start, seed: a.seed, threshold, scale }),
+  });
 }
 
 /**

@@ -7,7 +7,7 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { bindOperands, offsetUniforms, uniformsU32 } from './pool_common.js';
+import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
 
 const WG = 256;
@@ -44,38 +44,31 @@ export function linearBackwardReference(x: ArrayLike<number>, weight: ArrayLike<
   return { dx, dweight, dbias };
 }
 
-const MAIN = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
-
 // Invocation i = n·Cout + o, so consecutive invocations write consecutive logits of a sample.
-const forwardBody = /* wgsl */ `
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const forwardMain = /* wgsl */ `
+  let i = index;
   if (i >= u.n * u.cout) { return; }
   let o = i % u.cout;
   let n = i / u.cout;
   let wRow = u.weightOffset + o * u.cin;
   var s = 0.0;
   for (var k = 0u; k < u.cin; k++) { s += weight[wRow + k] * x[u.xOffset + k * u.n + n]; }
-  y[u.yOffset + i] = s + bias[u.biasOffset + o];
-}`;
+  y[u.yOffset + i] = s + bias[u.biasOffset + o];`;
 
 // dx[k, n] = Σ_o W[o, k]·dy[n, o]; invocation i = k·N + n.
-const inputGradBody = /* wgsl */ `
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const inputGradMain = /* wgsl */ `
+  let i = index;
   if (i >= u.cin * u.n) { return; }
   let n = i % u.n;
   let k = i / u.n;
   var g = 0.0;
   for (var o = 0u; o < u.cout; o++) { g += weight[u.weightOffset + o * u.cin + k] * dy[u.dyOffset + n * u.cout + o]; }
   if (ACCUMULATE) { g += dx[u.dxOffset + i]; }
-  dx[u.dxOffset + i] = g;
-}`;
+  dx[u.dxOffset + i] = g;`;
 
 // Invocations [0, Cout·Cin): dW[o, k] = Σ_n dy[n, o]·x[k, n]; the next Cout: db[o] = Σ_n dy[n, o].
-const paramGradBody = /* wgsl */ `
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const paramGradMain = /* wgsl */ `
+  let i = index;
   let weights = u.cout * u.cin;
   if (i < weights) {
     let k = i % u.cin;
@@ -88,8 +81,7 @@ ${MAIN} {
     var g = 0.0;
     for (var n = 0u; n < u.n; n++) { g += dy[u.dyOffset + n * u.cout + o]; }
     dbias[u.dbiasOffset + o] = g;
-  }
-}`;
+  }`;
 
 function inputDims(op: string, x: TensorRef, weight: TensorRef): LinearDims {
   if (x.shape.length !== 2) throw new ShapeError(`${op}: "x" has shape ${fmt(x.shape)}, expected [Cin, N] (channel-major, from the global pool)`);
@@ -108,10 +100,10 @@ export async function linearForward(gpu: Gpu, t: { x: TensorRef; weight: TensorR
   expectShape(op, 'bias', t.bias, [d.cout]);
   expectShape(op, 'y', t.y, [d.n, d.cout]);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, weight: { ref: t.weight }, bias: { ref: t.bias }, y: { ref: t.y, written: true } });
-  const program = await gpu.compile({
-    name: 'linear.forward', key: b.key, workgroupSize: [WG], body: b.wgsl(forwardBody), bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'linear.forward', key: '', workgroupSize: [WG], body: '', main: forwardMain,
     uniforms: [...uniformsU32('cin', 'n', 'cout'), ...offsetUniforms(['x', 'weight', 'bias', 'y'])],
-  });
+  }));
   return [gpu.launch(program, b.buffers, { ...d, ...b.offsets }, Math.ceil((d.n * d.cout) / WG))];
 }
 
@@ -130,15 +122,15 @@ export async function linearBackward(gpu: Gpu, t: {
     x: { ref: t.x }, dy: { ref: t.dy }, dweight: { ref: t.dweight, written: true }, dbias: { ref: t.dbias, written: true },
   });
   const accumulate = t.accumulate ?? false;
-  const inputProgram = inputGrad && await gpu.compile({
-    name: 'linear.backwardInput', key: `acc=${accumulate};${inputGrad.key}`, workgroupSize: [WG],
-    body: `const ACCUMULATE = ${accumulate};\n${inputGrad.wgsl(inputGradBody)}`, bindings: inputGrad.bindings,
+  const inputProgram = inputGrad && await gpu.compile(inputGrad.program({
+    name: 'linear.backwardInput', key: `acc=${accumulate}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};`, main: inputGradMain,
     uniforms: [...uniformsU32('cin', 'n', 'cout'), ...offsetUniforms(['weight', 'dy', 'dx'])],
-  });
-  const paramProgram = await gpu.compile({
-    name: 'linear.backwardParams', key: params.key, workgroupSize: [WG], body: params.wgsl(paramGradBody), bindings: params.bindings,
+  }));
+  const paramProgram = await gpu.compile(params.program({
+    name: 'linear.backwardParams', key: '', workgroupSize: [WG], body: '', main: paramGradMain,
     uniforms: [...uniformsU32('cin', 'n', 'cout'), ...offsetUniforms(['x', 'dy', 'dweight', 'dbias'])],
-  });
+  }));
   const launches: Launch[] = [];
   if (inputGrad && inputProgram) {
     launches.push(gpu.launch(inputProgram, inputGrad.buffers, { ...d, ...inputGrad.offsets }, Math.ceil((d.cin * d.n) / WG)));

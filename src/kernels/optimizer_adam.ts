@@ -15,7 +15,7 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { expectDisjoint, expectInRange, expectSameLength, flatChunks } from './optimizer_flat.js';
+import { expectInRange, expectSameLength, flatLaunches } from './optimizer_flat.js';
 import type { TensorRef } from './tensor.js';
 
 const WORKGROUP = 256;
@@ -59,7 +59,7 @@ export function adamReference(params: Float64Array, grads: ArrayLike<number>, m:
   }
 }
 
-const body = /* wgsl */ `
+const decls = /* wgsl */ `
 // 1 − βᵗ = −expm1(t·ln β): a Taylor series where t·ln β is small (no cancellation), else 1 − exp.
 fn oneMinusPow(logBeta: f32, t: f32) -> f32 {
   let x = t * logBeta;
@@ -67,11 +67,10 @@ fn oneMinusPow(logBeta: f32, t: f32) -> f32 {
   var s = 1.0;
   for (var k = 10.0; k >= 2.0; k -= 1.0) { s = 1.0 + s * x / k; }
   return -x * s;
-}
+}`;
 
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const main = /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   let t = f32(u.step);
   let stepSize = u.lr / oneMinusPow(u.logBeta1, t);
@@ -83,8 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let v1 = u.beta2 * v[u.vOffset + i] + u.oneMinusBeta2 * g * g;
   m[u.mOffset + i] = m1;
   v[u.vOffset + i] = v1;
-  params[u.paramsOffset + i] = p - stepSize * m1 / (sqrt(v1) / sqrtBc2 + u.eps);
-}`;
+  params[u.paramsOffset + i] = p - stepSize * m1 / (sqrt(v1) / sqrtBc2 + u.eps);`;
 
 /** ln β for the kernel, clamped so that β = 0 (a valid β₁) stays finite: 1 − exp(−80·t) is 1 in f32. */
 function logBeta(beta: number): number {
@@ -93,7 +91,7 @@ function logBeta(beta: number): number {
 
 /**
  * One Adam (decoupled false) or AdamW (decoupled true) step over `params` (updated in place) with
- * state `m`, `v`; the four may share a buffer if their 256-byte-aligned ranges are disjoint.
+ * state `m`, `v`; the four may share a buffer if they do not overlap (binding.ts).
  * Rewrite `lr` and `step` per step with setUniforms on every returned launch. `chunkElements` is
  * for tests.
  */
@@ -105,27 +103,21 @@ export async function adamUpdate(gpu: Gpu, t: {
   const op = t.decoupled ? 'adamw' : 'adam';
   const refs = { params: t.params, grads: t.grads, m: t.m, v: t.v };
   const count = expectSameLength(op, refs, 'params');
-  expectDisjoint(op, refs);
-  const chunks = flatChunks(gpu.limits, op, refs, count, t.chunkElements);
-  const names = Object.keys(refs) as (keyof typeof refs)[];
-  const program = await gpu.compile({
-    name: `${op}.update`, key: `decoupled=${t.decoupled}`, workgroupSize: [WORKGROUP],
-    body: `const DECOUPLED = ${t.decoupled};\n${body}`,
-    bindings: names.map((name) => ({ name, access: name === 'grads' ? 'read' as const : 'read_write' as const })),
-    uniforms: [
-      { name: 'count', type: 'u32' }, ...names.map((n) => ({ name: `${n}Offset`, type: 'u32' as const })),
-      { name: 'step', type: 'u32' }, { name: 'lr', type: 'f32' }, { name: 'beta1', type: 'f32' }, { name: 'beta2', type: 'f32' },
-      { name: 'oneMinusBeta1', type: 'f32' }, { name: 'oneMinusBeta2', type: 'f32' },
-      { name: 'logBeta1', type: 'f32' }, { name: 'logBeta2', type: 'f32' }, { name: 'eps', type: 'f32' },
-      { name: 'weightDecay', type: 'f32' },
-    ],
-  });
-  return chunks.map((c) => {
-    const buffers = Object.fromEntries(names.map((n) => [n, c.bound[n].binding]));
-    const offsets = Object.fromEntries(names.map((n) => [`${n}Offset`, c.bound[n].offset]));
-    return gpu.launch(program, buffers, {
-      count: c.count, ...offsets, step: t.step, lr: t.lr, beta1: t.beta1, beta2: t.beta2,
-      oneMinusBeta1: 1 - t.beta1, oneMinusBeta2: 1 - t.beta2, logBeta1: logBeta(t.beta1), logBeta2: logBeta(t.beta2), eps: t.eps, weightDecay: t.weightDecay,
-    }, Math.ceil(c.count / WORKGROUP));
+  const operands = Object.fromEntries(Object.entries(refs).map(([name, ref]) => [name, { ref, written: name !== 'grads' }]));
+  return flatLaunches(gpu, op, operands, count, {
+    chunkElements: t.chunkElements, workgroupSize: WORKGROUP,
+    program: {
+      name: `${op}.update`, key: `decoupled=${t.decoupled}`, body: `const DECOUPLED = ${t.decoupled};\n${decls}`, main,
+      uniforms: [
+        { name: 'step', type: 'u32' }, { name: 'lr', type: 'f32' }, { name: 'beta1', type: 'f32' }, { name: 'beta2', type: 'f32' },
+        { name: 'oneMinusBeta1', type: 'f32' }, { name: 'oneMinusBeta2', type: 'f32' },
+        { name: 'logBeta1', type: 'f32' }, { name: 'logBeta2', type: 'f32' }, { name: 'eps', type: 'f32' },
+        { name: 'weightDecay', type: 'f32' },
+      ],
+    },
+    uniforms: () => ({
+      step: t.step, lr: t.lr, beta1: t.beta1, beta2: t.beta2, oneMinusBeta1: 1 - t.beta1, oneMinusBeta2: 1 - t.beta2,
+      logBeta1: logBeta(t.beta1), logBeta2: logBeta(t.beta2), eps: t.eps, weightDecay: t.weightDecay,
+    }),
   });
 }

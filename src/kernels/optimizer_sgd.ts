@@ -14,7 +14,8 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { expectDisjoint, expectInRange, expectSameLength, flatChunks } from './optimizer_flat.js';
+import type { Operand } from './binding.js';
+import { expectInRange, expectSameLength, flatLaunches } from './optimizer_flat.js';
 import type { TensorRef } from './tensor.js';
 
 const WORKGROUP = 256;
@@ -54,26 +55,23 @@ export function sgdReference(params: Float64Array, grads: ArrayLike<number>, vel
 }
 
 // The momentum lines exist only in the momentum variant, which alone binds `velocity`.
-function sgdBody(momentum: boolean, nesterov: boolean): string {
+function sgdMain(momentum: boolean, nesterov: boolean): string {
   const momentumLines = !momentum ? '' : `
   let v = u.momentum * velocity[u.velocityOffset + i] + g;
   velocity[u.velocityOffset + i] = v;
   step = ${nesterov ? 'g + u.momentum * v' : 'v'};`;
   return /* wgsl */ `
-@compute @workgroup_size(WG_X)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+  let i = index;
   if (i >= u.count) { return; }
   let p = params[u.paramsOffset + i];
   let g = grads[u.gradsOffset + i] + u.weightDecay * p;
   var step = g;${momentumLines}
-  params[u.paramsOffset + i] = p - u.lr * step;
-}`;
+  params[u.paramsOffset + i] = p - u.lr * step;`;
 }
 
 /**
  * One SGD step over `params` (updated in place) from `grads`; `velocity` is needed when
- * momentum > 0. The three may share a buffer if their 256-byte-aligned ranges are disjoint.
+ * momentum > 0. The three may share a buffer if they do not overlap (binding.ts).
  * Rewrite `lr` per step with setUniforms on every returned launch. `chunkElements` is for tests.
  */
 export async function sgdUpdate(gpu: Gpu, t: {
@@ -83,27 +81,16 @@ export async function sgdUpdate(gpu: Gpu, t: {
   checkSgdHyper(t);
   const useMomentum = t.momentum > 0;
   if (useMomentum && !t.velocity) throw new RangeError(`sgd: momentum ${t.momentum} needs a velocity tensor`);
-  const refs: Record<string, TensorRef> = { params: t.params, grads: t.grads };
-  if (useMomentum) refs.velocity = t.velocity!;
-  const count = expectSameLength('sgd', refs, 'params');
-  expectDisjoint('sgd', refs);
-  const chunks = flatChunks(gpu.limits, 'sgd', refs, count, t.chunkElements);
-  const names = Object.keys(refs);
-  const program = await gpu.compile({
-    name: 'sgd.update', key: `momentum=${useMomentum},nesterov=${t.nesterov}`, workgroupSize: [WORKGROUP],
-    body: sgdBody(useMomentum, t.nesterov),
-    bindings: names.map((name) => ({ name, access: name === 'grads' ? 'read' as const : 'read_write' as const })),
-    uniforms: [
-      { name: 'count', type: 'u32' }, ...names.map((n) => ({ name: `${n}Offset`, type: 'u32' as const })),
-      { name: 'lr', type: 'f32' }, { name: 'momentum', type: 'f32' }, { name: 'weightDecay', type: 'f32' },
-    ],
-  });
-  return chunks.map((c) => {
-    const buffers = Object.fromEntries(names.map((n) => [n, c.bound[n].binding]));
-    const offsets = Object.fromEntries(names.map((n) => [`${n}Offset`, c.bound[n].offset]));
-    return gpu.launch(program, buffers, {
-      count: c.count, ...offsets, lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay,
-    }, Math.ceil(c.count / WORKGROUP));
+  const operands: Record<string, Operand> = { params: { ref: t.params, written: true }, grads: { ref: t.grads } };
+  if (useMomentum) operands.velocity = { ref: t.velocity!, written: true };
+  const count = expectSameLength('sgd', Object.fromEntries(Object.entries(operands).map(([n, o]) => [n, o.ref])), 'params');
+  return flatLaunches(gpu, 'sgd', operands, count, {
+    chunkElements: t.chunkElements, workgroupSize: WORKGROUP,
+    program: {
+      name: 'sgd.update', key: `momentum=${useMomentum},nesterov=${t.nesterov}`, body: '', main: sgdMain(useMomentum, t.nesterov),
+      uniforms: [{ name: 'lr', type: 'f32' }, { name: 'momentum', type: 'f32' }, { name: 'weightDecay', type: 'f32' }],
+    },
+    uniforms: () => ({ lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay }),
   });
 }
 

@@ -4,7 +4,8 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { activationDims, bindOperands, ELEMENTWISE_WORKGROUP as WG, offsetUniforms, uniformsU32, type Shape4 } from './pool_common.js';
+import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
+import { activationDims, ELEMENTWISE_WORKGROUP as WG, type Shape4 } from './pool_common.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
 
 /** Output shape of avgPool2x2 for an input [C, N, H, W]. */
@@ -41,8 +42,6 @@ export function avgPool2x2BackwardReference(dy: ArrayLike<number>, shape: Shape4
   return dx;
 }
 
-const MAIN = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
-
 /**
  * Outputs (2×2 blocks) one invocation handles along a row. On lavapipe each invocation is costly
  * (and its index arithmetic, three integer divisions, more so): 8 per invocation measured 2.7×
@@ -55,9 +54,8 @@ export function defaultBlocksPerInvocation(gpu: Gpu): number {
 
 // Invocation i covers outputs [wo0, wo0 + R) of output row `row` (= plane·Ho + ho); x is
 // [planes, H, W], y [planes, Ho, Wo].
-const forwardBody = /* wgsl */ `
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const forwardMain = /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   let wo0 = (i % u.runs) * R;
   let row = i / u.runs;
@@ -69,19 +67,18 @@ ${MAIN} {
     if (wo0 + r >= u.wo) { break; }
     let c = b + 2u * r;
     y[o + r] = 0.25 * (x[c] + x[c + 1u] + x[c + u.w] + x[c + u.w + 1u]);
-  }
-}`;
+  }`;
 
 // Invocation i covers 2×2 blocks [bw0, bw0 + R) of block row bh of a plane tiled by ⌈H/2⌉×⌈W/2⌉
 // blocks, so every dx element is written by exactly one invocation (no races), including an odd
 // last row/column (blocks outside the Ho×Wo outputs: 0, or untouched when accumulating).
-const backwardBody = /* wgsl */ `
+const backwardDecls = /* wgsl */ `
 fn put(at: u32, g: f32) {
   if (ACCUMULATE) { dx[at] += g; } else { dx[at] = g; }
-}
+}`;
 
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const backwardMain = /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   let bw0 = (i % u.runs) * R;
   let blockRow = i / u.runs;
@@ -104,8 +101,7 @@ ${MAIN} {
       put(c + u.w, g);
       if (hasRight) { put(c + u.w + 1u, g); }
     }
-  }
-}`;
+  }`;
 
 function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
   const dims = activationDims(op, name, ref);
@@ -131,10 +127,10 @@ export async function avgPool2x2Forward(gpu: Gpu, t: { x: TensorRef; y: TensorRe
   expectShape(op, 'y', t.y, [C, N, Ho, Wo]);
   const R = blocksPerInvocation(gpu, op, t.blocksPerInvocation);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, y: { ref: t.y, written: true } });
-  const program = await gpu.compile({
-    name: 'avgPool2x2.forward', key: `R=${R};${b.key}`, workgroupSize: [WG], body: `const R = ${R}u;\n${b.wgsl(forwardBody)}`,
-    bindings: b.bindings, uniforms: [...uniformsU32('count', 'runs', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'y'])],
-  });
+  const program = await gpu.compile(b.program({
+    name: 'avgPool2x2.forward', key: `R=${R}`, workgroupSize: [WG], body: `const R = ${R}u;`, main: forwardMain,
+    uniforms: [...uniformsU32('count', 'runs', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'y'])],
+  }));
   const runs = Math.ceil(Wo / R);
   const count = C * N * Ho * runs;
   return [gpu.launch(program, b.buffers, { count, runs, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
@@ -148,11 +144,11 @@ export async function avgPool2x2Backward(gpu: Gpu, t: { dy: TensorRef; dx: Tenso
   const R = blocksPerInvocation(gpu, op, t.blocksPerInvocation);
   const b = bindOperands(gpu.limits, op, { dy: { ref: t.dy }, dx: { ref: t.dx, written: true } });
   const accumulate = t.accumulate ?? false;
-  const program = await gpu.compile({
-    name: 'avgPool2x2.backward', key: `acc=${accumulate};R=${R};${b.key}`, workgroupSize: [WG],
-    body: `const ACCUMULATE = ${accumulate};\nconst R = ${R}u;\n${b.wgsl(backwardBody)}`, bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'avgPool2x2.backward', key: `acc=${accumulate};R=${R}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};\nconst R = ${R}u;\n${backwardDecls}`, main: backwardMain,
     uniforms: [...uniformsU32('count', 'runs', 'h', 'w', 'ho', 'wo', 'hh', 'wh'), ...offsetUniforms(['dy', 'dx'])],
-  });
+  }));
   const [hh, wh] = [Math.ceil(H / 2), Math.ceil(W / 2)];
   const runs = Math.ceil(wh / R);
   const count = C * N * hh * runs;

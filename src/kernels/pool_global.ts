@@ -3,7 +3,8 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { activationDims, bindOperands, ELEMENTWISE_WORKGROUP as WG, offsetUniforms, uniformsU32, type Shape4 } from './pool_common.js';
+import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
+import { activationDims, ELEMENTWISE_WORKGROUP as WG, type Shape4 } from './pool_common.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
 
 export function globalAvgPoolReference(x: ArrayLike<number>, shape: Shape4): Float64Array {
@@ -27,28 +28,22 @@ export function globalAvgPoolBackwardReference(dy: ArrayLike<number>, shape: Sha
   return dx;
 }
 
-const MAIN = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
-
 // One invocation per (c, n) plane: planes are small at the end of a DenseNet (7×7, 8×8), so a
 // serial sum beats a workgroup reduction with barriers (costly on lavapipe).
-const forwardBody = /* wgsl */ `
-${MAIN} {
-  let p = workgroupIndex(wid, nwg) * WG_X + lid;
+const forwardMain = /* wgsl */ `
+  let p = index;
   if (p >= u.planes) { return; }
   let b = u.xOffset + p * u.hw;
   var s = 0.0;
   for (var j = 0u; j < u.hw; j++) { s += x[b + j]; }
-  y[u.yOffset + p] = s / f32(u.hw);
-}`;
+  y[u.yOffset + p] = s / f32(u.hw);`;
 
-const backwardBody = /* wgsl */ `
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const backwardMain = /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   var g = dy[u.dyOffset + i / u.hw] / f32(u.hw);
   if (ACCUMULATE) { g += dx[u.dxOffset + i]; }
-  dx[u.dxOffset + i] = g;
-}`;
+  dx[u.dxOffset + i] = g;`;
 
 function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
   const dims = activationDims(op, name, ref);
@@ -61,10 +56,10 @@ export async function globalAvgPoolForward(gpu: Gpu, t: { x: TensorRef; y: Tenso
   const [C, N, H, W] = inputDims(op, 'x', t.x);
   expectShape(op, 'y', t.y, [C, N]);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, y: { ref: t.y, written: true } });
-  const program = await gpu.compile({
-    name: 'globalAvgPool.forward', key: b.key, workgroupSize: [WG], body: b.wgsl(forwardBody), bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'globalAvgPool.forward', key: '', workgroupSize: [WG], body: '', main: forwardMain,
     uniforms: [...uniformsU32('planes', 'hw'), ...offsetUniforms(['x', 'y'])],
-  });
+  }));
   return [gpu.launch(program, b.buffers, { planes: C * N, hw: H * W, ...b.offsets }, Math.ceil((C * N) / WG))];
 }
 
@@ -74,11 +69,11 @@ export async function globalAvgPoolBackward(gpu: Gpu, t: { dy: TensorRef; dx: Te
   expectShape(op, 'dy', t.dy, [C, N]);
   const b = bindOperands(gpu.limits, op, { dy: { ref: t.dy }, dx: { ref: t.dx, written: true } });
   const accumulate = t.accumulate ?? false;
-  const program = await gpu.compile({
-    name: 'globalAvgPool.backward', key: `acc=${accumulate};${b.key}`, workgroupSize: [WG],
-    body: `const ACCUMULATE = ${accumulate};\n${b.wgsl(backwardBody)}`, bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'globalAvgPool.backward', key: `acc=${accumulate}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};`, main: backwardMain,
     uniforms: [...uniformsU32('count', 'hw'), ...offsetUniforms(['dy', 'dx'])],
-  });
+  }));
   const count = C * N * H * W;
   return [gpu.launch(program, b.buffers, { count, hw: H * W, ...b.offsets }, Math.ceil(count / WG))];
 }

@@ -11,7 +11,8 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { activationDims, bindOperands, ELEMENTWISE_WORKGROUP as WG, offsetUniforms, uniformsU32, type Shape4 } from './pool_common.js';
+import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
+import { activationDims, ELEMENTWISE_WORKGROUP as WG, type Shape4 } from './pool_common.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
 
 /** Output shape of maxPool3x3 (stride 2, padding 1) for an input [C, N, H, W]. */
@@ -56,8 +57,6 @@ export function maxPool3x3BackwardReference(x: ArrayLike<number>, dy: ArrayLike<
   return dx;
 }
 
-const MAIN = '@compute @workgroup_size(WG_X)\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)';
-
 // Shared by both programs: the first maximum of window (ho, wo) of the plane starting at `base`,
 // as (row, column). Every window holds its centre (2ho, 2wo), so it is never empty.
 const argmaxFn = /* wgsl */ `
@@ -77,23 +76,20 @@ fn windowArgmax(base: u32, ho: u32, wo: u32) -> vec2<u32> {
   return at;
 }`;
 
-const forwardBody = /* wgsl */ `${argmaxFn}
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const forwardMain = /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   let wo = i % u.wo;
   let t = i / u.wo;
   let ho = t % u.ho;
   let base = u.xOffset + (t / u.ho) * u.h * u.w;
   let at = windowArgmax(base, ho, wo);
-  y[u.yOffset + i] = x[base + at.x * u.w + at.y];
-}`;
+  y[u.yOffset + i] = x[base + at.x * u.w + at.y];`;
 
 // One invocation per input element (h, w); it lies in windows ho ∈ [⌊h/2⌋, min(⌊(h+1)/2⌋, Ho−1)]
 // (likewise wo): at most 2×2 windows, summed in row-major window order like tfjs.
-const backwardBody = /* wgsl */ `${argmaxFn}
-${MAIN} {
-  let i = workgroupIndex(wid, nwg) * WG_X + lid;
+const backwardMain = /* wgsl */ `
+  let i = index;
   if (i >= u.count) { return; }
   let w = i % u.w;
   let t = i / u.w;
@@ -108,8 +104,7 @@ ${MAIN} {
     }
   }
   if (ACCUMULATE) { g += dx[u.dxOffset + i]; }
-  dx[u.dxOffset + i] = g;
-}`;
+  dx[u.dxOffset + i] = g;`;
 
 function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
   const dims = activationDims(op, name, ref);
@@ -123,10 +118,10 @@ export async function maxPool3x3Forward(gpu: Gpu, t: { x: TensorRef; y: TensorRe
   const [, , Ho, Wo] = maxPool3x3OutputShape([C, N, H, W]);
   expectShape(op, 'y', t.y, [C, N, Ho, Wo]);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, y: { ref: t.y, written: true } });
-  const program = await gpu.compile({
-    name: 'maxPool3x3.forward', key: b.key, workgroupSize: [WG], body: b.wgsl(forwardBody), bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'maxPool3x3.forward', key: '', workgroupSize: [WG], body: argmaxFn, main: forwardMain,
     uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'y'])],
-  });
+  }));
   const count = C * N * Ho * Wo;
   return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
 }
@@ -139,11 +134,11 @@ export async function maxPool3x3Backward(gpu: Gpu, t: { x: TensorRef; dy: Tensor
   expectShape(op, 'dx', t.dx, [C, N, H, W]);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, dy: { ref: t.dy }, dx: { ref: t.dx, written: true } });
   const accumulate = t.accumulate ?? false;
-  const program = await gpu.compile({
-    name: 'maxPool3x3.backward', key: `acc=${accumulate};${b.key}`, workgroupSize: [WG],
-    body: `const ACCUMULATE = ${accumulate};\n${b.wgsl(backwardBody)}`, bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'maxPool3x3.backward', key: `acc=${accumulate}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};\n${argmaxFn}`, main: backwardMain,
     uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'dy', 'dx'])],
-  });
+  }));
   const count = C * N * H * W;
   return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
 }

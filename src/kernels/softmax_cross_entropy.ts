@@ -13,7 +13,7 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
-import { bindOperands, offsetUniforms, uniformsU32 } from './pool_common.js';
+import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
 
 const WG = 64;
@@ -50,13 +50,12 @@ export function softmaxCrossEntropyReference(logits: ArrayLike<number>, labels: 
   return { loss: bad ? NaN : total / n, dlogits, correct };
 }
 
-const body = (withCorrect: boolean) => /* wgsl */ `
+const decls = /* wgsl */ `
 var<workgroup> lossPart: array<f32, WG_X>;
 var<workgroup> countPart: array<u32, WG_X>;
-var<workgroup> badPart: array<u32, WG_X>;
+var<workgroup> badPart: array<u32, WG_X>;`;
 
-@compute @workgroup_size(WG_X)
-fn main(@builtin(local_invocation_index) lid: u32) {
+const main = (withCorrect: boolean) => /* wgsl */ `
   let invN = 1.0 / f32(u.n);
   var lossSum = 0.0;
   var count = 0u;
@@ -103,8 +102,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     let nanBits = 0x7fc00000u;
     loss[u.lossOffset] = select(lossPart[0] * invN, bitcast<f32>(nanBits), badPart[0] != 0u);
     ${withCorrect ? 'correct[u.correctOffset] = f32(countPart[0]);' : ''}
-  }
-}`;
+  }`;
 
 export async function softmaxCrossEntropy(gpu: Gpu, t: {
   logits: TensorRef; labels: TensorRef; loss: TensorRef; dlogits: TensorRef; correct?: TensorRef;
@@ -124,10 +122,9 @@ export async function softmaxCrossEntropy(gpu: Gpu, t: {
     logits: { ref: t.logits }, labels: { ref: t.labels, type: 'u32' }, loss: { ref: t.loss, written: true },
     dlogits: { ref: t.dlogits, written: true }, ...(t.correct ? { correct: { ref: t.correct, written: true } } : {}),
   });
-  const program = await gpu.compile({
-    name: 'softmaxCrossEntropy', key: `correct=${withCorrect};${b.key}`, workgroupSize: [WG], body: b.wgsl(body(withCorrect)),
-    bindings: b.bindings,
+  const program = await gpu.compile(b.program({
+    name: 'softmaxCrossEntropy', key: `correct=${withCorrect}`, workgroupSize: [WG], body: decls, main: main(withCorrect),
     uniforms: [...uniformsU32('n', 'k'), ...offsetUniforms(['logits', 'labels', 'loss', 'dlogits', ...(withCorrect ? ['correct'] : [])])],
-  });
+  }));
   return [gpu.launch(program, b.buffers, { n, k, ...b.offsets }, 1)];
 }

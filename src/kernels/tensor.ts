@@ -3,7 +3,6 @@
 // slice [c0, c0 + c) of a dense block's buffer is one contiguous range (DESIGN.md §3).
 
 import type { ArenaBuffer } from '../gpu/arena.js';
-import type { BufferLike } from '../gpu/program.js';
 
 export interface TensorRef {
   readonly buffer: ArenaBuffer;
@@ -56,29 +55,4 @@ export function expectShape(op: string, name: string, ref: TensorRef, expected: 
   const ok = ref.shape.length === expected.length && expected.every((d, i) => d === -1 || d === ref.shape[i]);
   if (!ok) throw new ShapeError(`${op}: "${name}" has shape ${fmt(ref.shape)}, expected ${fmt(expected.map((d) => (d === -1 ? '?' : d)) as unknown as number[])}`);
   checkInBuffer(op, name, ref);
-}
-
-export interface BoundTensor {
-  binding: BufferLike;
-  /** Element offset of the tensor inside the bound range: pass it to the kernel as a uniform. */
-  offset: number;
-}
-
-/**
- * The binding for a tensor: the 256-byte-aligned range that holds it, never the whole buffer, so
- * that tensors packed into one buffer can be read and written by one dispatch (WebGPU refuses
- * overlapping writable bindings; see preludeFor). A tensor larger than one binding may be
- * (maxStorageBufferBindingSize) is refused with the op's name.
- */
-export function bindTensor(limits: GPUSupportedLimits, op: string, name: string, ref: TensorRef): BoundTensor {
-  checkInBuffer(op, name, ref);
-  const bytes = Math.max(4, sizeOf(ref.shape) * 4);
-  const align = limits.minStorageBufferOffsetAlignment;
-  const start = Math.floor((ref.offset * 4) / align) * align;
-  const size = Math.min(ref.offset * 4 + bytes, ref.buffer.bytes) - start;
-  if (size > limits.maxStorageBufferBindingSize) {
-    throw new ShapeError(`${op}: "${name}" ${fmt(ref.shape)} needs ${size} bytes in one binding but the adapter allows ` +
-      `${limits.maxStorageBufferBindingSize} (maxStorageBufferBindingSize); use a smaller batch`);
-  }
-  return { binding: { buffer: ref.buffer.buffer, offset: start, size }, offset: ref.offset - start / 4 };
 }

@@ -210,11 +210,68 @@ export function countParameters(c: DenseNetConfig): number {
   return describeDenseNet(c).parameters.reduce((sum, p) => sum + (p.trainable ? size(p.shape) : 0), 0);
 }
 
-/** Multiply-adds of one layer for one image: convs and the classifier only (BN, ReLU, pools and dropout count 0). */
+/** What a layer kind contributes to everything derived from a spec (parameters, cost, the layer table). */
+export interface LayerKind<L extends LayerSpec> {
+  /** Its row label in the layer table (`summary`). */
+  label(layer: L): string;
+  /** Per-image output shape: [C, H, W], or [features] after the global pool and the classifier. */
+  outputShape(layer: L): number[];
+  /** Parameters and buffers it owns, in torchvision's state_dict order. */
+  parameters(layer: L): ParameterSpec[];
+  /** Multiply-adds per image: convs and the classifier only (BN, ReLU, pools and dropout count 0). */
+  multiplyAdds(layer: L): number;
+}
+
+/** One entry per layer kind: a new kind adds its entry here (the compiler asks for it) and nowhere else in this file. */
+export const LAYER_KINDS: { [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> } = {
+  conv: {
+    label: (l) => `${l.name} (conv ${l.kernel}×${l.kernel}${l.stride > 1 ? `/${l.stride}` : ''})`,
+    outputShape: (l) => [l.outChannels, ...l.outputHW],
+    parameters: (l) => [{ name: `${l.name}.weight`, shape: [l.outChannels, l.inChannels, l.kernel, l.kernel], kind: 'conv', trainable: true,
+      init: { kind: 'normal', std: Math.sqrt(2 / (l.inChannels * l.kernel * l.kernel)) } }],
+    multiplyAdds: (l) => l.outChannels * l.inChannels * l.kernel * l.kernel * l.outputHW[0] * l.outputHW[1],
+  },
+  bn: {
+    label: (l) => `${l.name} (BN-ReLU)`,
+    outputShape: (l) => [l.channels, ...l.hw],
+    parameters: (l) => [
+      { name: `${l.name}.weight`, shape: [l.channels], kind: 'bn-weight', trainable: true, init: { kind: 'constant', value: 1 } },
+      { name: `${l.name}.bias`, shape: [l.channels], kind: 'bn-bias', trainable: true, init: { kind: 'constant', value: 0 } },
+      { name: `${l.name}.running_mean`, shape: [l.channels], kind: 'bn-running-mean', trainable: false, init: { kind: 'constant', value: 0 } },
+      { name: `${l.name}.running_var`, shape: [l.channels], kind: 'bn-running-var', trainable: false, init: { kind: 'constant', value: 1 } },
+    ],
+    multiplyAdds: () => 0,
+  },
+  maxpool: {
+    label: (l) => `${l.name} (max pool ${l.kernel}×${l.kernel}/${l.stride})`,
+    outputShape: (l) => [l.channels, ...l.outputHW], parameters: () => [], multiplyAdds: () => 0,
+  },
+  avgpool: {
+    label: (l) => `${l.name} (avg pool ${l.kernel}×${l.kernel}/${l.stride})`,
+    outputShape: (l) => [l.channels, ...l.outputHW], parameters: () => [], multiplyAdds: () => 0,
+  },
+  globalpool: { label: (l) => `${l.name} (global avg pool)`, outputShape: (l) => [l.channels], parameters: () => [], multiplyAdds: () => 0 },
+  dropout: { label: (l) => `${l.name} (dropout ${l.rate})`, outputShape: (l) => [l.channels, ...l.hw], parameters: () => [], multiplyAdds: () => 0 },
+  linear: {
+    label: (l) => `${l.name} (linear)`,
+    outputShape: (l) => [l.outFeatures],
+    parameters: (l) => [
+      { name: `${l.name}.weight`, shape: [l.outFeatures, l.inFeatures], kind: 'linear-weight', trainable: true,
+        init: { kind: 'uniform', bound: 1 / Math.sqrt(l.inFeatures) } },
+      { name: `${l.name}.bias`, shape: [l.outFeatures], kind: 'linear-bias', trainable: true, init: { kind: 'constant', value: 0 } },
+    ],
+    multiplyAdds: (l) => l.inFeatures * l.outFeatures,
+  },
+};
+
+/** The LAYER_KINDS entry of a layer. */
+export function layerKind<L extends LayerSpec>(layer: L): LayerKind<L> {
+  return LAYER_KINDS[layer.kind] as unknown as LayerKind<L>;
+}
+
+/** Multiply-adds of one layer for one image (LayerKind.multiplyAdds). */
 export function layerMultiplyAdds(layer: LayerSpec): number {
-  if (layer.kind === 'conv') return layer.outChannels * layer.inChannels * layer.kernel * layer.kernel * layer.outputHW[0] * layer.outputHW[1];
-  if (layer.kind === 'linear') return layer.inFeatures * layer.outFeatures;
-  return 0;
+  return layerKind(layer).multiplyAdds(layer);
 }
 
 /** Multiply-adds per image of all convs and the classifier. */
@@ -224,30 +281,7 @@ export function multiplyAdds(c: DenseNetConfig): number {
 
 /** Parameters and buffers a layer owns, in torchvision's state_dict order. */
 export function parametersOf(layer: LayerSpec): ParameterSpec[] {
-  switch (layer.kind) {
-    case 'conv': {
-      const fanIn = layer.inChannels * layer.kernel * layer.kernel;
-      return [{ name: `${layer.name}.weight`, shape: [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], kind: 'conv', trainable: true,
-        init: { kind: 'normal', std: Math.sqrt(2 / fanIn) } }];
-    }
-    case 'bn': {
-      const shape = [layer.channels];
-      return [
-        { name: `${layer.name}.weight`, shape, kind: 'bn-weight', trainable: true, init: { kind: 'constant', value: 1 } },
-        { name: `${layer.name}.bias`, shape: [...shape], kind: 'bn-bias', trainable: true, init: { kind: 'constant', value: 0 } },
-        { name: `${layer.name}.running_mean`, shape: [...shape], kind: 'bn-running-mean', trainable: false, init: { kind: 'constant', value: 0 } },
-        { name: `${layer.name}.running_var`, shape: [...shape], kind: 'bn-running-var', trainable: false, init: { kind: 'constant', value: 1 } },
-      ];
-    }
-    case 'linear':
-      return [
-        { name: `${layer.name}.weight`, shape: [layer.outFeatures, layer.inFeatures], kind: 'linear-weight', trainable: true,
-          init: { kind: 'uniform', bound: 1 / Math.sqrt(layer.inFeatures) } },
-        { name: `${layer.name}.bias`, shape: [layer.outFeatures], kind: 'linear-bias', trainable: true, init: { kind: 'constant', value: 0 } },
-      ];
-    default:
-      return [];
-  }
+  return layerKind(layer).parameters(layer);
 }
 
 export function size(shape: readonly number[]): number {

@@ -13,11 +13,8 @@ import { Graph, GraphError, type Value } from '../graph/graph.js';
 import { bnRelu, conv, fusedBnReluConv, recomputedBnReluConv, type BatchNormOperands } from '../graph/ops/conv.js';
 import { avgPool2x2, bnRunningUpdate, bnStatistics, copyInto, dropout, globalAvgPool, linear, maxPool3x3, softmaxCrossEntropyLoss } from '../graph/ops/layers.js';
 import { optimizerStep, type OptimizerConfig } from '../graph/ops/optimizer.js';
-import { PLAN_ALIGNMENT } from '../graph/planner.js';
 import type { TensorRef } from '../kernels/tensor.js';
 import type { ArchitectureSpec, BatchNormSpec, ConvSpec, DropoutSpec } from './architecture.js';
-
-const PLAN_ALIGNMENT_ELEMENTS = PLAN_ALIGNMENT / 4;
 
 export const MEMORY_STRATEGIES = ['naive', 'shared', 'recompute', 'fused'] as const;
 export type MemoryStrategy = typeof MEMORY_STRATEGIES[number];
@@ -274,15 +271,9 @@ class Builder {
    */
   private bnReluConvDropout(bn: BatchNormSpec, stats: { mean: Value; variance: Value }, spec: ConvSpec, x: Value, target: Value, drop?: DropoutSpec): void {
     if (!drop || !this.o.training) {
-      if (this.o.strategy === 'fused' && x.storage === target.storage && (this.N * spec.outputHW[0] * spec.outputHW[1]) % PLAN_ALIGNMENT_ELEMENTS !== 0) {
-        // A fused non-BC conv reads the block prefix and writes the next channels of the same
-        // buffer; when a channel row is not a multiple of 256 bytes the two binding ranges
-        // overlap, which WebGPU refuses: go through a temporary.
-        const raw = this.g.tensor(`${spec.name}.out`, target.shape, 'activations');
-        this.bnReluConv(bn, stats, spec, x, raw);
-        copyInto(this.g, `${spec.name}.copy`, raw, target);
-        return;
-      }
+      // A fused non-BC conv may read the block prefix and write the next channels of one buffer
+      // even where they share a 256-byte block: the binding rule reads the prefix through the
+      // output's binding (src/kernels/binding.ts).
       this.bnReluConv(bn, stats, spec, x, target);
       return;
     }

@@ -1,7 +1,7 @@
 // A printable summary of a DenseNet: each layer's output shape [N, C, H, W], its trainable
 // parameters and multiply-adds, and a totals line. Used by the CLI and in reports.
 
-import { describeDenseNet, layerMultiplyAdds, parametersOf, size, type DenseLayerSpec, type LayerSpec } from './architecture.js';
+import { describeDenseNet, layerKind, layerMultiplyAdds, parametersOf, size, type DenseLayerSpec, type LayerSpec } from './architecture.js';
 import type { DenseNetConfig } from './densenet_config.js';
 
 interface Row { layer: string; shape: string; parameters: number; multiplyAdds: number }
@@ -22,7 +22,7 @@ export function formatLayerTable(c: DenseNetConfig, batch: number, options: Laye
   const detail = options.detail ?? 'layers';
   const spec = describeDenseNet(c);
   const rows: Row[] = [];
-  const opRow = (op: LayerSpec): Row => ({ layer: opLabel(op), shape: shapeText(batch, outputShape(op)), parameters: trainableOf(op), multiplyAdds: layerMultiplyAdds(op) });
+  const opRow = (op: LayerSpec): Row => ({ layer: layerKind(op).label(op), shape: shapeText(batch, layerKind(op).outputShape(op)), parameters: trainableOf(op), multiplyAdds: layerMultiplyAdds(op) });
   const groupRow = (label: string, ops: LayerSpec[], shape: number[]): Row => ({
     layer: label, shape: shapeText(batch, shape),
     parameters: ops.reduce((s, op) => s + trainableOf(op), 0), multiplyAdds: ops.reduce((s, op) => s + layerMultiplyAdds(op), 0),
@@ -62,29 +62,6 @@ export function formatLayerTable(c: DenseNetConfig, batch: number, options: Laye
 function denseLayerKind(layer: DenseLayerSpec): string {
   const drop = (present: unknown) => (present ? '-dropout' : '');
   return layer.conv2 ? `BN-ReLU-1×1${drop(layer.dropout1)}-BN-ReLU-3×3${drop(layer.dropout2)}` : `BN-ReLU-3×3${drop(layer.dropout1)}`;
-}
-
-function opLabel(op: LayerSpec): string {
-  switch (op.kind) {
-    case 'conv': return `${op.name} (conv ${op.kernel}×${op.kernel}${op.stride > 1 ? `/${op.stride}` : ''})`;
-    case 'bn': return `${op.name} (BN-ReLU)`;
-    case 'maxpool': return `${op.name} (max pool ${op.kernel}×${op.kernel}/${op.stride})`;
-    case 'avgpool': return `${op.name} (avg pool ${op.kernel}×${op.kernel}/${op.stride})`;
-    case 'globalpool': return `${op.name} (global avg pool)`;
-    case 'dropout': return `${op.name} (dropout ${op.rate})`;
-    case 'linear': return `${op.name} (linear)`;
-  }
-}
-
-/** Per-image output shape of one op: [C, H, W], or [features] after the global pool / classifier. */
-function outputShape(op: LayerSpec): number[] {
-  switch (op.kind) {
-    case 'conv': return [op.outChannels, ...op.outputHW];
-    case 'bn': case 'dropout': return [op.channels, ...op.hw];
-    case 'maxpool': case 'avgpool': return [op.channels, ...op.outputHW];
-    case 'globalpool': return [op.channels];
-    case 'linear': return [op.outFeatures];
-  }
 }
 
 function trainableOf(op: LayerSpec): number {

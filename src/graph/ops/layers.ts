@@ -33,16 +33,21 @@ export function bnRunningUpdate(g: Graph, name: string, t: { mean: Value; varian
 type UnaryKernel = (c: BuildContext, x: Value, y: Value) => Promise<Launch[]>;
 type UnaryBackward = (c: BuildContext, x: Value, dy: Value, dx: Value, accumulate: boolean) => Promise<Launch[]>;
 
-/** An op y = f(x) whose backward is one kernel producing dx from dy (and x where it needs it). */
-function unary(g: Graph, name: string, x: Value, y: Value, forward: UnaryKernel, backward: UnaryBackward, backwardReadsX: boolean): void {
+/**
+ * An op y = f(x) whose backward is one kernel producing dx from dy (and x where it needs it):
+ * the whole graph side of a new elementwise or pooling op. `onStep` (if any) rewrites per-step
+ * uniforms of both the forward and the backward launches.
+ */
+function unary(g: Graph, name: string, x: Value, y: Value, forward: UnaryKernel, backward: UnaryBackward, backwardReadsX: boolean,
+  onStep?: (launches: Launch[], step: StepContext) => void): void {
   g.add({
-    name, reads: [x], writes: [y],
+    name, reads: [x], writes: [y], onStep,
     build: (c) => forward(c, x, y),
     backward: (gb: GradientBuilder) => {
       const dy = gb.grad(y)!;
       const dx = gb.contribute(x);
       if (!dx) return;
-      g.add({ name: `${name}.backward`, reads: backwardReadsX ? [x, dy] : [dy], writes: [dx.grad],
+      g.add({ name: `${name}.backward`, reads: backwardReadsX ? [x, dy] : [dy], writes: [dx.grad], onStep,
         build: (c) => backward(c, x, dy, dx.grad, dx.accumulate) });
     },
   });
@@ -82,17 +87,9 @@ export function dropout(g: Graph, name: string, t: { x: Value; y: Value; rate: n
     const seed = deriveSeed(step.seed, t.site);
     for (const l of launches) l.setUniforms(step.queue, { seed });
   };
-  g.add({
-    name, reads: [t.x], writes: [t.y], onStep: setSeed,
-    build: (c) => dropoutForward(c.gpu, { x: c.ref(t.x), y: c.ref(t.y), rate: t.rate, seed: 0 }),
-    backward: (gb) => {
-      const dy = gb.grad(t.y)!;
-      const dx = gb.contribute(t.x);
-      if (!dx) return;
-      g.add({ name: `${name}.backward`, reads: [dy], writes: [dx.grad], onStep: setSeed,
-        build: (c) => dropoutBackward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx.grad), rate: t.rate, seed: 0, accumulate: dx.accumulate }) });
-    },
-  });
+  unary(g, name, t.x, t.y,
+    (c, x, y) => dropoutForward(c.gpu, { x: c.ref(x), y: c.ref(y), rate: t.rate, seed: 0 }),
+    (c, _x, dy, dx, accumulate) => dropoutBackward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), rate: t.rate, seed: 0, accumulate }), false, setSeed);
 }
 
 /** logits [N, K] = x[Cin, N]ᵀ·Wᵀ + b. */
