@@ -158,7 +158,8 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
       'planned: the executor\'s memory plan of one training step (SGD with momentum), computed on the CPU; it is what the arena allocates.',
       'measured (ours): the arena\'s peak bytes after one real training step (adds the uniform buffers of the recorded launches).',
       'RSS growth (ours, software adapter only, where GPU buffers are pages of this process): VmHWM during the first step of a freshly built session minus VmRSS before it, ' +
-        'against the step\'s planned bytes (the planned peak less the model\'s parameters, which are resident before the step); pipelines are compiled before the measured session.',
+        'and the GPU pages among them (RssShmem: lavapipe\'s memfd), against the step\'s planned bytes (the planned peak less the model\'s parameters, which are resident before the step); ' +
+        'pipelines are compiled before the measured session.',
       `measured (tfjs-webgpu): the peak of its buffer pool (numBytesAllocatedInGPU, tracked at every buffer it creates) over one training step of the same network on the same device; ` +
         (memoryCap < Infinity ? `capped at ${(memoryCap / 1e9).toFixed(1)} GB of host memory: a step stopped at the cap gives a lower bound (≥).` : 'no cap.'),
       `reference: ${PLEISS_REFERENCE}.`,
@@ -234,6 +235,7 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
             if (m.byCategory) row.measuredByCategory = m.byCategory;
             if (m.rss) {
               row.rssGrowthBytes = m.rss.peakGrowthBytes;
+              row.gpuPagesGrowthBytes = m.rss.shmemGrowthBytes;
               row.stepPlannedBytes = row.plannedPeakBytes! - modelParameterBytes(problem.config);
             }
             if (m.rssNote) row.rssNote = m.rssNote;
@@ -245,7 +247,7 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
               stop = `not run: the step at depth ${depth} took ${(m.stepMs / 1000).toFixed(0)} s, over the ${(budgetMs / 1000).toFixed(0)} s budget`;
             }
             log(`  ${row.measuredIsLowerBound ? '≥ ' : ''}${gbText(m.bytes)} GB` + (row.plannedPeakBytes ? ` (planned ${gbText(row.plannedPeakBytes)} GB)` : '') + `, step ${(m.stepMs / 1000).toFixed(1)} s` +
-              (row.rssGrowthBytes === undefined ? '' : `; resident set +${gbText(row.rssGrowthBytes, 4)} GB over a step (its planned bytes ${gbText(row.stepPlannedBytes!, 4)} GB)`));
+              (row.rssGrowthBytes === undefined ? '' : `; resident set +${gbText(row.rssGrowthBytes, 4)} GB over a step, GPU pages +${gbText(row.gpuPagesGrowthBytes!, 4)} GB (its planned bytes ${gbText(row.stepPlannedBytes!, 4)} GB)`));
           } catch (e) {
             row.measureNote = `failed: ${firstLine(e)}`;
             stop = `not run: depth ${depth} failed`;
@@ -315,7 +317,11 @@ function report(log: (l: string) => void, h: MemoryHeader, rows: MemoryRow[], de
   log('');
   log('## By category (planned, GB)');
   log(formatBreakdownTable(rows));
-  if (rows.some((r) => r.rssGrowthBytes !== undefined)) log('RSS growth: the resident set\'s peak rise over the first step of a built session (GPU buffers are process memory on this software adapter), against that step\'s planned bytes (planned total less the model\'s parameters)');
+  if (rows.some((r) => r.rssGrowthBytes !== undefined)) {
+    log('RSS growth: the resident set\'s peak rise (VmHWM) over the first step of a built session (GPU buffers are process memory on this software adapter), against that step\'s planned bytes ' +
+      '(planned total less the model\'s parameters); GPU pages: the part of it in lavapipe\'s memfd (RssShmem), the GPU buffers alone. The resident peak also holds the batch\'s staging copies, ' +
+      'and the process\'s own pools grow by some MB over its first sessions (see test/memory_measured.test.ts)');
+  }
   for (const note of new Set(rows.filter((r) => r.rssNote?.startsWith('not')).map((r) => r.rssNote))) log(`RSS growth ${note}`);
   log('');
   log('## Growth with depth: least-squares fits of the planned peak (GB) over the standard depths');

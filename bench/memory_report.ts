@@ -30,6 +30,8 @@ export interface MemoryRow {
    * built session (VmHWM − VmRSS before), where GPU buffers are process memory.
    */
   rssGrowthBytes?: number;
+  /** Of rssGrowthBytes, the GPU buffers' pages (RssShmem: lavapipe's memfd) still resident after the step. */
+  gpuPagesGrowthBytes?: number;
   /** The bytes that step is planned to make resident: the planned peak less the model's parameters (resident before it). */
   stepPlannedBytes?: number;
   /** Why there is no RSS growth (a hardware adapter, no /proc). */
@@ -90,10 +92,11 @@ export function formatPeakTable(rows: MemoryRow[], strategies: readonly string[]
   return table(['depth', ...strategies.map((s) => (s === 'tfjs-webgpu' ? 'tfjs-webgpu measured' : `${s} planned (measured)`))], body);
 }
 
-/** "measured / planned (ratio)" of the resident-set growth over a step, or why there is none. */
+/** The resident-set growth over a step and its GPU pages, each with its ratio to the step's planned bytes. */
 function rssCell(r: MemoryRow): string {
   if (r.rssGrowthBytes === undefined || r.stepPlannedBytes === undefined) return r.rssNote ? '—' : '';
-  return `${gbText(r.rssGrowthBytes, 4)} / ${gbText(r.stepPlannedBytes, 4)} (${(r.rssGrowthBytes / r.stepPlannedBytes).toFixed(2)})`;
+  const ratio = (n: number) => (n / r.stepPlannedBytes!).toFixed(2);
+  return `${gbText(r.rssGrowthBytes, 4)} (${ratio(r.rssGrowthBytes)}), GPU pages ${gbText(r.gpuPagesGrowthBytes ?? null, 4)} (${ratio(r.gpuPagesGrowthBytes ?? NaN)}) / ${gbText(r.stepPlannedBytes, 4)}`;
 }
 
 /** One line per strategy and depth: bytes per category (planned; measured total and resident-set growth beside). */
@@ -103,7 +106,7 @@ export function formatBreakdownTable(rows: MemoryRow[]): string {
     String(r.depth), r.strategy, ...BREAKDOWN_CATEGORIES.map((c) => gbText(r.plannedByCategory![c] ?? 0, 4)),
     gbText(r.plannedPeakBytes, 4), gbText(r.measuredPeakBytes, 4), rssCell(r), r.largestTensorBytes === undefined ? '—' : mib(r.largestTensorBytes),
   ]);
-  return table(['depth', 'strategy', ...BREAKDOWN_CATEGORIES, 'planned total', 'measured total', 'RSS growth / step planned (ratio)', 'largest tensor'], body);
+  return table(['depth', 'strategy', ...BREAKDOWN_CATEGORIES, 'planned total', 'measured total', 'RSS growth (ratio), GPU pages (ratio) / step planned', 'largest tensor'], body);
 }
 
 const coef = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(3) : v.toFixed(3));

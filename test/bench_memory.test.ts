@@ -124,7 +124,7 @@ test('tiny run: planned and measured peaks agree per category, deepest rows, fit
           assert.is(row.measuredPeakBytes! - row.plannedPeakBytes!, row.measuredByCategory!.uniforms);
           // The resident set (software adapter): too small here to compare with the plan (test/memory_measured does), but measured.
           if (gpu.adapter.isSoftware) {
-            assert.ok(Number.isFinite(row.rssGrowthBytes), `${s} ${row.depth}: RSS growth ${row.rssGrowthBytes} (${row.rssNote})`);
+            assert.ok(Number.isFinite(row.rssGrowthBytes) && Number.isFinite(row.gpuPagesGrowthBytes), `${s} ${row.depth}: RSS growth ${row.rssGrowthBytes}, GPU pages ${row.gpuPagesGrowthBytes} (${row.rssNote})`);
             assert.ok(row.stepPlannedBytes! > 0 && row.stepPlannedBytes! < row.plannedPeakBytes!, `${s} ${row.depth}: the step's planned bytes leave out the parameters`);
           }
         }
@@ -148,8 +148,8 @@ test('tiny run: planned and measured peaks agree per category, deepest rows, fit
     assert.equal(r.fits.map((f) => f.strategy), [...MEMORY_STRATEGIES, 'tfjs-webgpu']);
 
     if (gpu.adapter.isSoftware) {
-      assert.match(lines.join('\n'), /RSS growth \/ step planned \(ratio\)/);
-      assert.match(lines.join('\n'), /\| 10 +\| fused .*\| -?\d\.\d{4} \/ \d\.\d{4} \(-?\d+\.\d\d\) +\|/);
+      assert.match(lines.join('\n'), /RSS growth \(ratio\), GPU pages \(ratio\) \/ step planned/);
+      assert.match(lines.join('\n'), /\| 10 +\| fused .*\| -?\d\.\d{4} \(-?\d+\.\d\d\), GPU pages -?\d\.\d{4} \(-?\d+\.\d\d\) \/ \d\.\d{4} +\|/);
     }
     const parsed = JSON.parse(readFileSync(json, 'utf8')) as { header: Record<string, unknown>; rows: Record<string, unknown>[]; deepest: Record<string, unknown>[] };
     for (const row of parsed.rows) for (const k of ['strategy', 'depth', 'batch', 'plannedPeakBytes', 'measuredPeakBytes']) assert.ok(k in row, k);
