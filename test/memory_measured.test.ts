@@ -38,8 +38,9 @@ async function softwareGpu() {
 // Few channels on large images: 50–80 MB planned for a step that runs in about a second here.
 // Two measurements, two margins:
 // - GPU memory: lavapipe's buffers are pages of one memfd (RssShmem); the step's growth there is
-//   the buffers it made resident (Dawn clears each on first use). ±5%: measured here 97.8–100% of
-//   the plan (a little of the plan is never touched: page rounding, the plan's alignment gaps).
+//   the buffers it made resident (Dawn clears each on first use). ±5%: measured here 96–98% of the
+//   plan under every strategy, short by 1.8 MB each time: the size of the batch's io buffer, whose
+//   pages do not show there (why is not known).
 // - The process's resident peak (VmHWM), everything the step needed at any moment: from 90% of the
 //   plan to 110% + 16 MB. Beyond the plan it holds the batch twice more (the channel-major copy in
 //   JS and Dawn's upload staging, 1.8 MB each), and the JS heap, malloc's arenas and lavapipe's
