@@ -100,7 +100,7 @@ test('the SVG is well-formed, with one polyline per strategy, measured circles a
   assert.match(svg, /a &lt;b&gt; &amp; &quot;c&quot;/);
 });
 
-test('tiny run: planned and measured peaks agree per category, deepest rows, fits, JSON and SVG; tfjs stopped at a cap gives a lower bound', async () => {
+test('tiny run: the arena holds exactly the plan per category (by construction; test/memory_measured checks real memory), RSS rows, deepest rows, fits, JSON and SVG; tfjs stopped at a cap gives a lower bound', async () => {
   const gpu = await testGpu();
   const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
   const json = join(dir, 'memory.json');
