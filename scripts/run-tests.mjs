@@ -7,7 +7,7 @@
 //   work (the GPU is software here, so tests are CPU-bound) stretches a file's time but not its budget;
 // - has used under 1 CPU-second in TEST_FILE_IDLE_LIMIT_S seconds (default 180): waiting on
 //   something that will not come (every test here computes; none sleeps that long);
-// - has run TEST_FILE_TIMEOUT_MS of wall-clock time (default 2,400,000 = 40 min): a backstop.
+// - has run TEST_FILE_TIMEOUT_MS of wall-clock time (default 3,600,000 = 60 min): a backstop.
 // Where /proc is missing (not Linux) only the wall-clock limit applies, at 600 s by default.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ const files = readdirSync('dist/test').filter((f) => f.endsWith('.test.js') && (
 const hasProc = (() => { try { readFileSync('/proc/self/stat'); return true; } catch { return false; } })();
 const cpuLimitS = Number(process.env.TEST_FILE_CPU_LIMIT_S ?? 600);
 const idleLimitS = Number(process.env.TEST_FILE_IDLE_LIMIT_S ?? 180);
-const wallLimitMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? (hasProc ? 2_400_000 : 600_000));
+const wallLimitMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? (hasProc ? 3_600_000 : 600_000));
 const CHECK_EVERY_MS = 5000;
 const TICKS_PER_S = 100; // Linux USER_HZ
 
