@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bcConfig } from '../bench/memory.js';
-import { measureRssGrowth, processMemory } from '../bench/memory_rss.js';
+import { measureRssGrowth, processMemory, resetPeakRss } from '../bench/memory_rss.js';
 import { MEMORY_STRATEGIES } from '../src/models/densenet_graph.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { TrainingSession } from '../src/models/session.js';
@@ -30,6 +30,10 @@ async function softwareGpu() {
   const gpu = await testGpu();
   if (!gpu.adapter.isSoftware || processMemory() === null) {
     console.log(`  skipped: GPU buffers are process memory only on a software adapter under Linux (${gpu.adapter.name})`);
+    return null;
+  }
+  if (!resetPeakRss()) {
+    console.log('  skipped: this system refuses to reset the resident peak (/proc/self/clear_refs)');
     return null;
   }
   return gpu;
