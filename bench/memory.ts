@@ -12,9 +12,11 @@ import { describeDenseNet } from '../src/models/architecture.js';
 import { denseNetConfig, type DenseNetConfig } from '../src/models/densenet_config.js';
 import { MEMORY_STRATEGIES, type MemoryStrategy } from '../src/models/densenet_graph.js';
 import { planDenseNetMemory } from '../src/models/memory_plan.js';
+import { parameterOffsets } from '../src/models/model.js';
 import { dawnVersion } from './tfjs_webgpu.js';
 import { deepestWithin, fitGrowth } from './memory_fit.js';
 import { formatBreakdownTable, formatDeepestTable, formatFitTable, formatPeakTable, gbText, type DeepestRow, type FitRow, type MemoryHeader, type MemoryRow } from './memory_report.js';
+import { measureRssGrowth, type RssGrowth } from './memory_rss.js';
 import { memorySvg, STRATEGY_COLORS } from './memory_svg.js';
 import { MemoryCapExceeded, oursRunner, tfjsWebgpuRunner, type StepRunner, type TrainProblem } from './train_impls.js';
 
@@ -60,10 +62,20 @@ export function bcConfig(depth: number, growthRate: number, inputShape: [number,
   return denseNetConfig({ name: `densenet-bc-${depth}-${growthRate}`, depth, growthRate, bottleneck: true, inputShape, classes: 10 });
 }
 
+/** Bytes of the model's own parameter buffers (trainable and running), allocated before any session. */
+function modelParameterBytes(config: DenseNetConfig): number {
+  const { trainableElements, runningElements } = parameterOffsets(describeDenseNet(config));
+  return (trainableElements + runningElements) * 4;
+}
+
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 const depthOf = (n: number) => 6 * n + 4;
 
-interface Measured { bytes: number; byCategory?: Record<string, number>; stepMs: number; lowerBound?: boolean }
+interface Measured {
+  bytes: number; byCategory?: Record<string, number>; stepMs: number; lowerBound?: boolean;
+  /** Ours on a software adapter: the resident-set growth over a step of a freshly built session. */
+  rss?: RssGrowth | null; rssNote?: string;
+}
 
 /** One real training step; the implementation's peak bytes once it is done. */
 async function measureOnce(build: () => Promise<StepRunner>): Promise<Measured> {
@@ -80,6 +92,35 @@ async function measureOnce(build: () => Promise<StepRunner>): Promise<Measured> 
   } finally {
     await runner.close();
   }
+}
+
+/**
+ * Ours, with the resident set measured where GPU buffers are process memory (a software adapter).
+ * The session's buffers become resident during its first step (Dawn clears each on first use), so
+ * the peak growth over that step is the step's real footprint. A step that compiled pipelines also
+ * holds the compiler's memory (lavapipe JIT-compiles a pipeline on its first dispatch), so then a
+ * second, fresh session of the same configuration is built and its first step is the one measured.
+ */
+async function measureOurs(gpu: Gpu, build: () => Promise<StepRunner>): Promise<Measured> {
+  if (!gpu.adapter.isSoftware) return { ...(await measureOnce(build)), rssNote: 'not measured: a hardware adapter\'s memory is not process memory' };
+  const pipelinesBefore = gpu.pipelines.pipelinesCreated;
+  const runner = await build();
+  const compiled = gpu.pipelines.pipelinesCreated > pipelinesBefore;
+  let measured: Measured;
+  try {
+    let stepMs = 0;
+    const timed = async () => { const t0 = performance.now(); await runner.step(); stepMs = performance.now() - t0; };
+    const rss = compiled ? (await timed(), undefined) : (await measureRssGrowth(gpu, timed)).rss;
+    measured = { bytes: runner.peakBytes()!, byCategory: runner.peakByCategory?.(), stepMs, rss };
+  } finally {
+    await runner.close();
+  }
+  if (compiled) {
+    const again = await build();
+    try { measured.rss = (await measureRssGrowth(gpu, () => again.step())).rss; } finally { await again.close(); }
+  }
+  if (measured.rss === null) measured.rssNote = 'not measured: VmHWM cannot be read or reset here (Linux /proc/self)';
+  return measured;
 }
 
 function problemFor(config: DenseNetConfig, batch: number): TrainProblem {
@@ -116,6 +157,9 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
       `GB = 10⁹ bytes; the budget is ${budgetBytes / 1e9} GB = ${(budgetBytes / 2 ** 30).toFixed(2)} GiB.`,
       'planned: the executor\'s memory plan of one training step (SGD with momentum), computed on the CPU; it is what the arena allocates.',
       'measured (ours): the arena\'s peak bytes after one real training step (adds the uniform buffers of the recorded launches).',
+      'RSS growth (ours, software adapter only, where GPU buffers are pages of this process): VmHWM during the first step of a freshly built session minus VmRSS before it, ' +
+        'and the GPU pages among them (RssShmem: lavapipe\'s memfd), against the step\'s planned bytes (the planned peak less the model\'s parameters, which are resident before the step); ' +
+        'pipelines are compiled before the measured session.',
       `measured (tfjs-webgpu): the peak of its buffer pool (numBytesAllocatedInGPU, tracked at every buffer it creates) over one training step of the same network on the same device; ` +
         (memoryCap < Infinity ? `capped at ${(memoryCap / 1e9).toFixed(1)} GB of host memory: a step stopped at the cap gives a lower bound (≥).` : 'no cap.'),
       `reference: ${PLEISS_REFERENCE}.`,
@@ -185,10 +229,16 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
           const problem = problemFor(bcConfig(depth, growthRate, inputShape), batch);
           log(`measuring ${impl} at depth ${depth}...`);
           try {
-            const m = await measureOnce(() => impl === 'tfjs-webgpu' ? tfjsWebgpuRunner(gpu!, problem, memoryCap) : oursRunner(gpu!, problem, impl));
+            const m = impl === 'tfjs-webgpu' ? await measureOnce(() => tfjsWebgpuRunner(gpu!, problem, memoryCap)) : await measureOurs(gpu, () => oursRunner(gpu!, problem, impl));
             row.measuredPeakBytes = m.bytes;
             row.stepMs = m.stepMs;
             if (m.byCategory) row.measuredByCategory = m.byCategory;
+            if (m.rss) {
+              row.rssGrowthBytes = m.rss.peakGrowthBytes;
+              row.gpuPagesGrowthBytes = m.rss.shmemGrowthBytes;
+              row.stepPlannedBytes = row.plannedPeakBytes! - modelParameterBytes(problem.config);
+            }
+            if (m.rssNote) row.rssNote = m.rssNote;
             if (m.lowerBound) {
               row.measuredIsLowerBound = true;
               // Stopped early, so cheap: deeper networks are still measured (each against the cap itself).
@@ -196,7 +246,8 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
             } else if (m.stepMs > budgetMs) {
               stop = `not run: the step at depth ${depth} took ${(m.stepMs / 1000).toFixed(0)} s, over the ${(budgetMs / 1000).toFixed(0)} s budget`;
             }
-            log(`  ${row.measuredIsLowerBound ? '≥ ' : ''}${gbText(m.bytes)} GB` + (row.plannedPeakBytes ? ` (planned ${gbText(row.plannedPeakBytes)} GB)` : '') + `, step ${(m.stepMs / 1000).toFixed(1)} s`);
+            log(`  ${row.measuredIsLowerBound ? '≥ ' : ''}${gbText(m.bytes)} GB` + (row.plannedPeakBytes ? ` (planned ${gbText(row.plannedPeakBytes)} GB)` : '') + `, step ${(m.stepMs / 1000).toFixed(1)} s` +
+              (row.rssGrowthBytes === undefined ? '' : `; resident set +${gbText(row.rssGrowthBytes, 4)} GB over a step, GPU pages +${gbText(row.gpuPagesGrowthBytes!, 4)} GB (its planned bytes ${gbText(row.stepPlannedBytes!, 4)} GB)`));
           } catch (e) {
             row.measureNote = `failed: ${firstLine(e)}`;
             stop = `not run: depth ${depth} failed`;
@@ -266,6 +317,12 @@ function report(log: (l: string) => void, h: MemoryHeader, rows: MemoryRow[], de
   log('');
   log('## By category (planned, GB)');
   log(formatBreakdownTable(rows));
+  if (rows.some((r) => r.rssGrowthBytes !== undefined)) {
+    log('RSS growth: the resident set\'s peak rise (VmHWM) over the first step of a built session (GPU buffers are process memory on this software adapter), against that step\'s planned bytes ' +
+      '(planned total less the model\'s parameters); GPU pages: the part of it in lavapipe\'s memfd (RssShmem), the GPU buffers alone. The resident peak also holds the batch\'s staging copies, ' +
+      'and the process\'s own pools grow by some MB over its first sessions (see test/memory_measured.test.ts)');
+  }
+  for (const note of new Set(rows.filter((r) => r.rssNote?.startsWith('not')).map((r) => r.rssNote))) log(`RSS growth ${note}`);
   log('');
   log('## Growth with depth: least-squares fits of the planned peak (GB) over the standard depths');
   log(formatFitTable(fits));

@@ -25,6 +25,17 @@ export interface MemoryRow {
   exceedsBindingLimit?: boolean;
   /** Some category's buffer > the adapter's maxBufferSize (the executor allocates one per category). */
   exceedsMaxBufferSize?: boolean;
+  /**
+   * Ours on a software adapter: how far the process's resident set rose during the first step of a
+   * built session (VmHWM − VmRSS before), where GPU buffers are process memory.
+   */
+  rssGrowthBytes?: number;
+  /** Of rssGrowthBytes, the GPU buffers' pages (RssShmem: lavapipe's memfd) still resident after the step. */
+  gpuPagesGrowthBytes?: number;
+  /** The bytes that step is planned to make resident: the planned peak less the model's parameters (resident before it). */
+  stepPlannedBytes?: number;
+  /** Why there is no RSS growth (a hardware adapter, no /proc). */
+  rssNote?: string;
   /** Wall-clock time of the measured step, ms. */
   stepMs?: number;
   /** Why there is no measured value (not asked, over budget, failed). */
@@ -81,14 +92,21 @@ export function formatPeakTable(rows: MemoryRow[], strategies: readonly string[]
   return table(['depth', ...strategies.map((s) => (s === 'tfjs-webgpu' ? 'tfjs-webgpu measured' : `${s} planned (measured)`))], body);
 }
 
-/** One line per strategy and depth: bytes per category (planned; measured total beside). */
+/** The resident-set growth over a step and its GPU pages, each with its ratio to the step's planned bytes. */
+function rssCell(r: MemoryRow): string {
+  if (r.rssGrowthBytes === undefined || r.stepPlannedBytes === undefined) return r.rssNote ? '—' : '';
+  const ratio = (n: number) => (n / r.stepPlannedBytes!).toFixed(2);
+  return `${gbText(r.rssGrowthBytes, 4)} (${ratio(r.rssGrowthBytes)}), GPU pages ${gbText(r.gpuPagesGrowthBytes ?? null, 4)} (${ratio(r.gpuPagesGrowthBytes ?? NaN)}) / ${gbText(r.stepPlannedBytes, 4)}`;
+}
+
+/** One line per strategy and depth: bytes per category (planned; measured total and resident-set growth beside). */
 export function formatBreakdownTable(rows: MemoryRow[]): string {
   const ours = rows.filter((r) => r.strategy !== 'tfjs-webgpu' && r.plannedByCategory);
   const body = ours.map((r) => [
     String(r.depth), r.strategy, ...BREAKDOWN_CATEGORIES.map((c) => gbText(r.plannedByCategory![c] ?? 0, 4)),
-    gbText(r.plannedPeakBytes, 4), gbText(r.measuredPeakBytes, 4), r.largestTensorBytes === undefined ? '—' : mib(r.largestTensorBytes),
+    gbText(r.plannedPeakBytes, 4), gbText(r.measuredPeakBytes, 4), rssCell(r), r.largestTensorBytes === undefined ? '—' : mib(r.largestTensorBytes),
   ]);
-  return table(['depth', 'strategy', ...BREAKDOWN_CATEGORIES, 'planned total', 'measured total', 'largest tensor'], body);
+  return table(['depth', 'strategy', ...BREAKDOWN_CATEGORIES, 'planned total', 'measured total', 'RSS growth (ratio), GPU pages (ratio) / step planned', 'largest tensor'], body);
 }
 
 const coef = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(3) : v.toFixed(3));

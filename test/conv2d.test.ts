@@ -41,6 +41,14 @@ const CASES: Case[] = [
 /** undefined = the default chosen for the shape. */
 const GEMM_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.default, CONV_TILES.tall, CONV_TILES.wide, CONV_TILES.single];
 const FILTER_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.filter, CONV_TILES.small, CONV_TILES.split];
+/**
+ * Every case runs at its default tile; every other tile runs on these cases, whose geometries
+ * (3×3 pad 1; 3×3 stride 2 on a non-square map; 2×3 kernel, stride [1, 2], padding [1, 0]) differ
+ * in every compile-time constant. Each case × tile is a pipeline of its own, and compiling one
+ * costs seconds of CPU on lavapipe with a cold shader cache (a fresh machine): the full cross
+ * product (~100 pipelines) took over 10 minutes on a busy machine.
+ */
+const ALL_TILE_CASES = new Set([0, 2, 5]);
 
 function shapes(c: Case) {
   const [Ho, Wo] = conv2dOutputSize(c.H, c.W, c.KH, c.KW, c.params);
@@ -72,7 +80,7 @@ function free(gpu: Gpu, ...buffers: ArenaBuffer[]): void {
   for (const b of buffers) gpu.arena.free(b);
 }
 
-test('forward, backward-input and backward-filter match the reference on awkward shapes at every tile', async () => {
+test('forward, backward-input and backward-filter match the reference on awkward shapes, at every tile on three of them', async () => {
   const gpu = await testGpu();
   for (const [k, c] of CASES.entries()) {
     const s = shapes(c);
@@ -91,13 +99,13 @@ test('forward, backward-input and backward-filter match the reference on awkward
     const yRef = conv2dReference(x, s.x, w, s.w, c.params);
     const dxRef = conv2dBackwardInputReference(dy, w, s.w, s.x, c.params);
     const dwRef = conv2dBackwardFilterReference(x, s.x, dy, s.w, c.params);
-    for (const tile of GEMM_TILES) {
+    for (const tile of ALL_TILE_CASES.has(k) ? GEMM_TILES : [undefined]) {
       const y = await runAndRead(gpu, await conv2dForward(gpu, { x: X, w: W, y: tensor(yb, s.y), tile, ...c.params }), yb);
       assertClose(y, yRef, tol, `${c.name}: forward, tile ${tileName(tile)}`);
       const dx = await runAndRead(gpu, await conv2dBackwardInput(gpu, { dy: DY, w: W, dx: tensor(dxb, s.x), tile, ...c.params }), dxb);
       assertClose(dx, dxRef, tol, `${c.name}: backward-input, tile ${tileName(tile)}`);
     }
-    for (const tile of FILTER_TILES) {
+    for (const tile of ALL_TILE_CASES.has(k) ? FILTER_TILES : [undefined]) {
       const wsElements = conv2dBackwardFilterWorkspaceElements(s.w, tile);
       const ws = wsElements > 0 ? gpu.zeros('conv.workspace', 'workspace', wsElements) : undefined;
       const launches = await conv2dBackwardFilter(gpu, {

@@ -76,12 +76,30 @@ test('uniforms are checked: unknown names, missing values and bad types are refu
   gpu.arena.free(o);
 });
 
-test('the adapter report names the adapter and the limits that matter', async () => {
+/** The limits the engine raises to the adapter's maximum (deep models need big buffers), with WebGPU's defaults. */
+const RAISED_LIMITS = {
+  maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27, maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 256, maxComputeWorkgroupsPerDimension: 65535,
+} as const;
+
+test('the device gets the adapter\'s own limits for every limit the engine raises, and the report shows them', async () => {
   const gpu = await testGpu();
+  const adapter = await gpu.instance.requestAdapter();
+  assert.ok(adapter, 'the instance gives its adapter again');
+  const device = gpu.limits as unknown as Record<string, number>;
+  const offered = adapter.limits as unknown as Record<string, number>;
+  for (const name of Object.keys(RAISED_LIMITS)) {
+    assert.is(device[name], offered[name], `${name}: the device has ${device[name]}, the adapter offers ${offered[name]}`);
+  }
+  // Only a limit the adapter offers above WebGPU's default tells a raised device from a default one.
+  const telling = Object.entries(RAISED_LIMITS).filter(([name, d]) => offered[name] > d).map(([name]) => name);
+  assert.ok(telling.length > 0, 'this adapter offers more than the default somewhere (else the check above could not fail)');
   const text = formatAdapter(gpu.adapter);
   assert.match(text, /adapter: /);
-  assert.match(text, /maxStorageBufferBindingSize/);
-  assert.ok(gpu.limits.maxBufferSize >= 256 * 2 ** 20, 'the adapter maximum was requested, not the default');
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  assert.ok(text.includes(`maxBufferSize ${mib(offered.maxBufferSize)}`), `the report shows the device's maxBufferSize: ${text}`);
+  assert.ok(text.includes(`maxStorageBufferBindingSize ${mib(offered.maxStorageBufferBindingSize)}`), 'and its maxStorageBufferBindingSize');
 });
 
 test('asking for more than the adapter offers is refused with the limit named', async () => {

@@ -150,13 +150,38 @@ test('maxPool3x3: images of one row or column (windows clipped on three sides)',
   await checkOp(max, [3, 2, 3, 1], false, 301);
 });
 
-test('maxPool3x3: padding never wins, even when every value is negative', () => {
-  const s: Shape4 = [1, 1, 4, 4];
-  const x = randomArray(16, 7).map((v) => -5 - Math.abs(v));
+test('maxPool3x3: padding never wins, even when every value is negative (reference and GPU kernel, forward and backward)', async () => {
+  const s: Shape4 = [3, 2, 5, 6];
+  const x = randomArray(sizeOf(s), 7).map((v) => -5 - Math.abs(v));
   const y = maxPool3x3Reference(x, s);
   // Window (0, 0) covers rows/cols {0, 1} only: its max is of those four values, not 0 from padding.
-  assert.is(y[0], Math.max(x[0], x[1], x[4], x[5]));
-  assert.ok(y.every((v) => v < -5), 'a negative input never pools to the padding value 0');
+  assert.is(y[0], Math.max(x[0], x[1], x[6], x[7]));
+  assert.ok(y.every((v) => v < -5), 'reference: a negative input never pools to the padding value 0');
+
+  const gpu = await testGpu();
+  const out = maxPool3x3OutputShape(s);
+  const xb = gpu.upload('x', 'activations', x);
+  const yb = gpu.zeros('y', 'activations', sizeOf(out));
+  const dyb = gpu.upload('dy', 'gradients', new Float32Array(sizeOf(out)).fill(1));
+  const dxb = gpu.zeros('dx', 'gradients', sizeOf(s));
+  try {
+    const X = tensor(xb, s);
+    let launches = await maxPool3x3Forward(gpu, { x: X, y: tensor(yb, out) });
+    await gpu.run(launches);
+    launches.forEach((l) => l.destroy());
+    const yGpu = await gpu.read(yb);
+    assert.ok(yGpu.every((v) => v < -5), `GPU: every output is an input value, never the padding 0 (largest ${Math.max(...yGpu)})`);
+    assertClose(yGpu, y, { atol: 0, rtol: 0 }, 'GPU forward on negative inputs');
+    // Backward: each window's gradient lands on one real input, so Σdx = Σdy (padding would swallow it).
+    launches = await maxPool3x3Backward(gpu, { x: X, dy: tensor(dyb, out), dx: tensor(dxb, s), accumulate: false });
+    await gpu.run(launches);
+    launches.forEach((l) => l.destroy());
+    const dx = await gpu.read(dxb);
+    assert.is(dx.reduce((a, b) => a + b, 0), sizeOf(out), 'GPU backward: every window\'s gradient reaches an input');
+    assertClose(dx, maxPool3x3BackwardReference(x, new Float32Array(sizeOf(out)).fill(1), s), { atol: 0, rtol: 0 }, 'GPU backward on negative inputs');
+  } finally {
+    for (const b of [xb, yb, dyb, dxb]) gpu.arena.free(b);
+  }
 });
 
 // Reference backward vs central finite differences of L = Σ w·pool(x).
