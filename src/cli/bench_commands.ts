@@ -41,7 +41,7 @@ const BENCH_FLAGS: Record<BenchCommand, { summary: string; flags: FlagSpec[] }> 
     summary: 'peak GPU memory against depth per memory strategy (planned, measured, tfjs-webgpu), fits, deepest in 12 GB',
     flags: [JSON_FLAG,
       { name: 'svg', type: 'string', help: 'plot peak memory against depth to this SVG file' },
-      { name: 'measure', type: 'boolean', help: 'also measure peaks by running one training step (ours and tfjs-webgpu) at every depth that fits the budget' },
+      { name: 'measure', type: 'boolean', help: 'also measure peaks by running one training step (ours and tfjs-webgpu) at every depth that fits the budget; on a software adapter also the resident memory (RSS, and GPU pages) the step adds, against its plan' },
       { name: 'depths', type: 'string', help: 'comma-separated depths 6n+4 (default 40,64,100,136,172,208,250)' },
       { name: 'batch', type: 'number', help: 'batch size', default: 64 },
       { name: 'budget', type: 'number', help: 'seconds per measured configuration', default: 180 },
