@@ -65,6 +65,7 @@ export const ADAPTER_FLAGS: FlagSpec[] = [
   { name: 'adapter', type: 'string', help: 'adapter name as Dawn lists it (env DENSENET_WGSL_ADAPTER)' },
   { name: 'power', type: 'string', help: 'power preference: high-performance or low-power' },
   { name: 'verbose', type: 'boolean', help: "show Dawn's internal warnings (env DENSENET_WGSL_VERBOSE=1)" },
+  { name: 'max-binding', type: 'number', help: 'cap the storage-binding size in MiB below the adapter\'s, to emulate a smaller adapter (env DENSENET_WGSL_MAX_BINDING_MIB)' },
 ];
 
 /** Device options from ADAPTER_FLAGS; the compile of GPU programs is reported on stderr. */
@@ -73,10 +74,14 @@ export function adapterOptions(flags: ParsedFlags): OpenDeviceOptions & { backen
   if (power !== undefined && power !== 'high-performance' && power !== 'low-power') {
     throw new UsageError(`--power must be high-performance or low-power, got "${power}"`);
   }
+  // Refused here before any device opens; the adapter's own limit is checked by openDevice.
+  const maxBinding = flags['max-binding'] as number | undefined;
+  if (maxBinding !== undefined && !(maxBinding > 0)) throw new UsageError(`--max-binding must be a positive number of MiB (e.g. 1 or 0.5), got ${maxBinding}`);
   return {
     backend: flags.backend as string | undefined, adapter: flags.adapter as string | undefined, powerPreference: power as GPUPowerPreference | undefined,
     // Absent flag: leave it to openDevice (env DENSENET_WGSL_VERBOSE).
     ...(flags.verbose ? { verbose: true } : {}),
+    ...(maxBinding !== undefined ? { maxBindingMiB: maxBinding } : {}),
     onCompile: compileProgressPrinter(),
   };
 }

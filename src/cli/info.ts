@@ -1,14 +1,16 @@
-// `densenet-wgsl info`: prints the adapter and proves the GPU computes correctly with a small
-// smoke check (ReLU forward and backward compared with the CPU reference).
+// `densenet-wgsl info`: prints the adapter profile (class, subgroups, limits after any --max-binding
+// cap) and proves the GPU computes correctly with a small smoke check (ReLU forward and backward
+// compared with the CPU reference).
 
-import { formatAdapter, openDevice, type OpenDeviceOptions } from '../gpu/device.js';
+import { openDevice, type OpenDeviceOptions } from '../gpu/device.js';
+import { formatProfile } from '../gpu/profile.js';
 import { reluBackward, reluBackwardReference, reluForward, reluReference } from '../kernels/relu.js';
 import { tensor } from '../kernels/tensor.js';
 
 export async function runInfo(options: OpenDeviceOptions): Promise<void> {
   const gpu = await openDevice(options);
   try {
-    console.log(formatAdapter(gpu.adapter));
+    console.log(formatProfile(gpu.profile));
     const n = 4096;
     const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
     const dy = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11));

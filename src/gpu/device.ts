@@ -5,6 +5,7 @@
 
 import { create, globals } from 'webgpu';
 import { BufferArena, type ArenaBuffer, type MemoryCategory } from './arena.js';
+import { bindingCapBytes, cappedLimits, classifyAdapter, engineLimits, formatProfile, MAX_BINDING_ENV, type AdapterInfoLike, type AdapterProfile, type CappedLimits } from './profile.js';
 import { verboseFromEnv, withNativeStderrMuted } from './native_stderr.js';
 import { createLaunch, KernelError, PipelineCache, type BufferLike, type CompiledProgram, type Launch, type ProgramSpec } from './program.js';
 import type { CompileProgress } from './warmup.js';
@@ -17,31 +18,23 @@ export interface OpenDeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Limits the work needs; each is requested up to what the adapter offers, and refused clearly above it. */
   requiredLimits?: Partial<Record<keyof GPUSupportedLimits, number>>;
-  /** Features to enable where the adapter has them (default: timestamp-query). */
+  /** Features to enable where the adapter has them (default: timestamp-query, subgroups, shader-f16). */
   optionalFeatures?: GPUFeatureName[];
+  /**
+   * Caps the storage-binding size the engine uses (MiB) below the adapter's maxStorageBufferBindingSize,
+   * to emulate a smaller adapter (--max-binding; env DENSENET_WGSL_MAX_BINDING_MIB).
+   */
+  maxBindingMiB?: number;
   /** Let Dawn's internal warnings reach stderr (default: env DENSENET_WGSL_VERBOSE; otherwise muted on a terminal or pipe). */
   verbose?: boolean;
   /** Default progress reporter of every graph compiled on this device (Executable.create). */
   onCompile?: CompileProgress;
 }
 
-export interface AdapterReport {
-  name: string;
-  vendor: string;
-  architecture: string;
-  backend: string;
-  driver: string;
-  isSoftware: boolean;
-  features: string[];
-  limits: {
-    maxBufferSize: number;
-    maxStorageBufferBindingSize: number;
-    maxComputeWorkgroupStorageSize: number;
-    maxComputeInvocationsPerWorkgroup: number;
-    maxStorageBuffersPerShaderStage: number;
-    maxComputeWorkgroupsPerDimension: number;
-  };
-}
+/** The adapter as the engine sees it; one type with the profile (gpu.adapter and gpu.profile are the same object). */
+export type AdapterReport = AdapterProfile;
+export type { AdapterClass, AdapterProfile, KernelClass } from './profile.js';
+export { kernelClass } from './profile.js';
 
 const SETUP_HINT = 'run `bash scripts/setup.sh` (it installs the software Vulkan driver, Mesa lavapipe, on a machine without a GPU)';
 
@@ -67,8 +60,12 @@ export class Gpu {
   private lostReason: string | undefined;
   private closed = false;
 
+  /** The device's limits with the binding size capped (--max-binding): every binding rule reads these. */
+  readonly limits: CappedLimits;
+
   /** `instance` is the Dawn GPU object the device came from (tfjs-webgpu checks `navigator.gpu`; the benchmark sets it to this). */
-  constructor(readonly device: GPUDevice, readonly adapter: AdapterReport, readonly instance: GPU) {
+  constructor(readonly device: GPUDevice, readonly profile: AdapterProfile, readonly instance: GPU) {
+    this.limits = cappedLimits(device.limits, profile.limits.bindingCapBytes ?? undefined);
     this.arena = new BufferArena(device, device.limits.maxBufferSize);
     this.pipelines = new PipelineCache(device);
     device.lost.then((info) => {
@@ -77,7 +74,8 @@ export class Gpu {
   }
 
   get queue(): GPUQueue { return this.device.queue; }
-  get limits(): GPUSupportedLimits { return this.device.limits; }
+  /** The profile under its earlier name (name, vendor, isSoftware, features, limits). */
+  get adapter(): AdapterReport { return this.profile; }
   get hasTimestamps(): boolean { return this.device.features.has('timestamp-query'); }
 
   private checkAlive(): void {
@@ -175,17 +173,6 @@ export class Gpu {
   }
 }
 
-function describeLimits(l: GPUSupportedLimits): AdapterReport['limits'] {
-  return {
-    maxBufferSize: l.maxBufferSize,
-    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-  };
-}
-
 export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> {
   installGlobals();
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -210,6 +197,11 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
     throw new Error(`gpu: no WebGPU adapter${asked} was found; ${SETUP_HINT}`);
   }
 
+  // Checked before the device exists: a cap above the adapter's limit is the user's mistake, named.
+  const capBytes = options.maxBindingMiB !== undefined
+    ? bindingCapBytes(options.maxBindingMiB, adapter.limits.maxStorageBufferBindingSize, '--max-binding')
+    : bindingCapBytes(process.env[MAX_BINDING_ENV], adapter.limits.maxStorageBufferBindingSize, MAX_BINDING_ENV);
+
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
   for (const [name, wanted] of Object.entries(options.requiredLimits ?? {})) {
@@ -221,39 +213,44 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
     }
     requiredLimits[name] = Math.max(requiredLimits[name] ?? 0, wanted!);
   }
-  const wantedFeatures = options.optionalFeatures ?? ['timestamp-query'];
+  // subgroups and shader-f16 cost nothing until a kernel enables them; variants check the profile for them.
+  const wantedFeatures = options.optionalFeatures ?? ['timestamp-query', 'subgroups', 'shader-f16'];
   const requiredFeatures = wantedFeatures.filter((f) => adapter!.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.addEventListener('uncapturederror', (event) => {
     console.error(`gpu: uncaptured WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
   });
-  const info = adapter.info;
-  const name = info.description || info.device || 'unknown adapter';
-  const report: AdapterReport = {
-    name,
-    vendor: info.vendor,
-    architecture: info.architecture,
-    backend: backend ?? (/(mesa|llvmpipe|lavapipe)/i.test(name) ? 'vulkan' : 'default'),
-    driver: info.description,
-    isSoftware: /llvmpipe|lavapipe|swiftshader|software/i.test(name),
-    features: [...device.features].sort(),
-    limits: describeLimits(device.limits),
-  };
-  const gpu = new Gpu(device, report, instance);
+  const gpu = new Gpu(device, adapterProfile(adapter, device, backend, capBytes), instance);
   gpu.onCompile = options.onCompile;
   return gpu;
 }
 
-export function formatAdapter(a: AdapterReport): string {
-  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-  return [
-    `adapter: ${a.name} (${a.vendor || 'unknown vendor'}${a.architecture ? ' ' + a.architecture : ''})${a.isSoftware ? ' [software]' : ''}`,
-    `  backend: ${a.backend}`,
-    `  limits: maxBufferSize ${mib(a.limits.maxBufferSize)}, maxStorageBufferBindingSize ${mib(a.limits.maxStorageBufferBindingSize)}, ` +
-      `workgroup storage ${a.limits.maxComputeWorkgroupStorageSize} B, ${a.limits.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ` +
-      `${a.limits.maxStorageBuffersPerShaderStage} storage buffers/stage`,
-    `  features: ${a.features.join(', ') || 'none'}`,
-  ].join('\n');
+/** The profile of the opened device: its features as the device has them (not as requested), its limits after the cap. */
+function adapterProfile(adapter: GPUAdapter, device: GPUDevice, backend: string | undefined, capBytes: number | undefined): AdapterProfile {
+  const info = adapter.info as unknown as AdapterInfoLike;
+  const name = info.description || info.device || 'unknown adapter';
+  const { class: adapterClass, reason } = classifyAdapter(info);
+  const hasSubgroups = device.features.has('subgroups');
+  const size = (n: number | undefined) => (hasSubgroups && typeof n === 'number' && n > 0 ? n : null);
+  return {
+    name,
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    backend: backend ?? (/(mesa|llvmpipe|lavapipe)/i.test(name) ? 'vulkan' : 'default'),
+    driver: info.description ?? '',
+    class: adapterClass,
+    classReason: reason,
+    isSoftware: adapterClass === 'software',
+    subgroupMinSize: size(info.subgroupMinSize),
+    subgroupMaxSize: size(info.subgroupMaxSize),
+    features: [...device.features].sort(),
+    hasSubgroups,
+    hasShaderF16: device.features.has('shader-f16'),
+    limits: engineLimits(device.limits, capBytes),
+  };
 }
+
+/** The adapter profile as `info` prints it. */
+export const formatAdapter: (a: AdapterReport) => string = formatProfile;
 
 export { KernelError };

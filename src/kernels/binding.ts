@@ -9,6 +9,7 @@
 // planned buffer from ever needing one binding that spans both.
 
 import type { BindingSpec, BufferLike, ProgramSpec } from '../gpu/program.js';
+import { bindingLimitText, type CappedLimits } from '../gpu/profile.js';
 import { expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 
 export interface Operand {
@@ -61,9 +62,10 @@ interface Group { type: 'f32' | 'u32'; members: [string, TensorRef][]; start: nu
 /**
  * Binds `operands` (in binding order) by the rule above. Throws a ShapeError naming the op and the
  * operands when an operand lies outside its buffer, a written operand overlaps another one, or a
- * group's covering range exceeds maxStorageBufferBindingSize.
+ * group's covering range exceeds maxStorageBufferBindingSize (the engine's: gpu.limits, after any
+ * --max-binding cap).
  */
-export function bindOperands(limits: GPUSupportedLimits, op: string, operands: Record<string, Operand>): BoundOperands {
+export function bindOperands(limits: CappedLimits, op: string, operands: Record<string, Operand>): BoundOperands {
   const entries = Object.entries(operands);
   for (const [name, o] of entries) expectShape(op, name, o.ref, o.ref.shape); // in its buffer
   refuseOverlaps(op, operands);
@@ -97,8 +99,9 @@ export function bindOperands(limits: GPUSupportedLimits, op: string, operands: R
     const end = Math.min(g.end, buffer.bytes);
     const list = g.members.map(([n]) => `"${n}"`).join(', ');
     if (end - g.start > limits.maxStorageBufferBindingSize) {
+      const { allows, fix } = bindingLimitText(limits);
       throw new ShapeError(`${op}: ${list} ${g.members.length > 1 ? 'need' : `${fmt(g.members[0][1].shape)} needs`} ${end - g.start} bytes of buffer ` +
-        `"${buffer.label}" in one binding but the adapter allows ${limits.maxStorageBufferBindingSize} (maxStorageBufferBindingSize); use a smaller batch`);
+        `"${buffer.label}" in one binding but ${allows}; ${fix}`);
     }
     for (const other of ranges) {
       if (other.buffer === buffer.buffer && g.start < other.end && other.start < end) {

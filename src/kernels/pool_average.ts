@@ -4,6 +4,7 @@
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
+import { kernelClass } from '../gpu/profile.js';
 import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
 import { activationDims, ELEMENTWISE_WORKGROUP as WG, type Shape4 } from './pool_common.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
@@ -49,7 +50,7 @@ export function avgPool2x2BackwardReference(dy: ArrayLike<number>, shape: Shape4
  * one per invocation keeps every thread busy and loads coalesced, as tfjs-webgpu does.
  */
 export function defaultBlocksPerInvocation(gpu: Gpu): number {
-  return gpu.adapter.isSoftware ? 8 : 1;
+  return kernelClass(gpu) === 'software' ? 8 : 1;
 }
 
 // Invocation i covers outputs [wo0, wo0 + R) of output row `row` (= plane·Ho + ho); x is
