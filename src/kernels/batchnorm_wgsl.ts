@@ -14,7 +14,7 @@
 export const ELEMENTWISE_ITEMS = 64;
 
 /** Tree sum of the workgroup arrays `names` (each array<f32, WG_X>); the totals are at [0] afterwards, for every invocation. */
-function treeReduction(fnName: string, names: string[]): string {
+export function treeReduction(fnName: string, names: string[]): string {
   return `
 fn ${fnName}(lid: u32) {
   for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
@@ -90,7 +90,7 @@ export const forwardMain = /* wgsl */ `${elementwiseHead}
   }`;
 
 /** dy' (dy masked by the recomputed ReLU when RELU). */
-const maskedGradient = /* wgsl */ `
+export const maskedGradient = /* wgsl */ `
       var gy = dy[dyBase + i];
       if (RELU) { gy = select(0.0, gy, xm * scale + shift > 0.0); }`;
 
