@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ArenaBuffer } from '../src/gpu/arena.js';
-import type { Gpu } from '../src/gpu/device.js';
+import { openDevice, type Gpu } from '../src/gpu/device.js';
 import type { Launch } from '../src/gpu/program.js';
 import {
   batchNormBackward, batchNormBackwardReference, batchNormSplitWorkspaceElements, batchNormStatistics, batchNormStatisticsReference,
@@ -38,13 +38,34 @@ function sumTol(terms: ArrayLike<number>, C: number, M: number): Tolerance {
   return { atol: 1e-5 + 1e-6 * worst, rtol: 0 };
 }
 
-interface Variant { variant?: BatchNormVariant; splitChunk?: (M: number) => number; label: string }
-/** The default (workgroup per channel), the split with its own chunking, and the split with short awkward chunks (last one partial, more chunks than invocations at M = 65,537). */
+interface Variant { variant?: BatchNormVariant; splitChunk?: (M: number) => number; subgroups?: boolean; label: string }
+const awkwardChunk = (M: number) => (M < 100 ? 3 : 37);
+/**
+ * The default (workgroup per channel), the split with its own chunking, and the split with short
+ * awkward chunks (last one partial, more chunks than invocations at M = 65,537); the split's
+ * barrier-tree path explicitly, so that it stays tested on a device that has subgroups.
+ */
 const VARIANTS: Variant[] = [
   { label: 'default (workgroup-per-channel)' },
-  { variant: 'split-reduction', label: 'split-reduction' },
-  { variant: 'split-reduction', splitChunk: (M) => (M < 100 ? 3 : 37), label: 'split-reduction splitChunk=3|37' },
+  { variant: 'split-reduction', subgroups: false, label: 'split-reduction' },
+  { variant: 'split-reduction', subgroups: false, splitChunk: awkwardChunk, label: 'split-reduction splitChunk=3|37' },
 ];
+/** The split's subgroup path, on a device opened with the `subgroups` feature where the adapter has it. */
+const SUBGROUP_VARIANTS: Variant[] = [
+  { variant: 'split-reduction', subgroups: true, label: 'split-reduction subgroups' },
+  { variant: 'split-reduction', subgroups: true, splitChunk: awkwardChunk, label: 'split-reduction subgroups splitChunk=3|37' },
+];
+let subgroupDevice: Promise<Gpu | undefined> | undefined;
+/** A second device with `subgroups` (the default device need not request it), or undefined where the adapter lacks it. */
+function subgroupGpu(): Promise<Gpu | undefined> {
+  subgroupDevice ??= openDevice({ optionalFeatures: ['subgroups'] }).then((gpu) => {
+    if (gpu.device.features.has('subgroups')) return gpu;
+    gpu.close();
+    return undefined;
+  });
+  return subgroupDevice;
+}
+test.after(async () => { (await subgroupDevice)?.close(); });
 const CHANNELS = [1, 3, 12];
 /** N·H·W = 1, 7, 1000, 65,537 (prime), as [N, H, W]. */
 const PIXELS: [number, number, number][] = [[1, 1, 1], [1, 7, 1], [8, 5, 25], [1, 1, 65537]];
@@ -106,8 +127,7 @@ test('the split fills a large GPU even for a dense layer\'s 12 channels, and the
   assert.equal(splitGeometry(3, 1, 64), { chunkLength: 1, chunks: 1 });
 });
 
-test('statistics and the running update match the reference for every variant (C 1, 3, 12; N·H·W 1, 7, 1000, 65,537), outputs poisoned', async () => {
-  const gpu = await testGpu();
+async function checkStatistics(gpu: Gpu, variants: Variant[]): Promise<void> {
   for (const C of CHANNELS) {
     for (const [N, H, W] of PIXELS) {
       const M = N * H * W;
@@ -117,14 +137,14 @@ test('statistics and the running update match the reference for every variant (C
       const xp = packed(gpu, 'x', x, X_OFFSET, shape);
       const runningMean0 = randomArray(C, 51);
       const runningVariance0 = randomArray(C, 52, 0.5).map((v) => v + 1);
-      for (const v of VARIANTS) {
+      for (const v of variants) {
         const what = `statistics ${C}x${N}x${H}x${W} ${v.label}`;
         const mean = poisoned(gpu, 'mean', C, 2);
         const variance = poisoned(gpu, 'variance', C, 5);
         const workspace = workspaceFor(gpu, v, shape);
         const running = gpu.upload('running', 'parameters', Float32Array.from([...runningMean0, ...runningVariance0]));
         const launches = await batchNormStatistics(gpu, {
-          x: xp.ref, mean: mean.ref, variance: variance.ref, variant: v.variant, workspace: workspace?.ref, splitChunk: v.splitChunk?.(M),
+          x: xp.ref, mean: mean.ref, variance: variance.ref, variant: v.variant, workspace: workspace?.ref, splitChunk: v.splitChunk?.(M), subgroups: v.subgroups,
         });
         if (M >= 2) {
           launches.push(...await batchNormUpdateRunning(gpu, {
@@ -145,10 +165,9 @@ test('statistics and the running update match the reference for every variant (C
       gpu.arena.free(xp.buf);
     }
   }
-});
+}
 
-test('backward matches the reference for every variant (C 1, 3, 12; N·H·W 1, 7, 1000, 65,537; relu; accumulate), outputs poisoned', async () => {
-  const gpu = await testGpu();
+async function checkBackward(gpu: Gpu, variants: Variant[]): Promise<void> {
   for (const C of CHANNELS) {
     for (const [N, H, W] of PIXELS) {
       const M = N * H * W;
@@ -175,7 +194,7 @@ test('backward matches the reference for every variant (C 1, 3, 12; N·H·W 1, 7
       });
       const dyXhat = masked.map((g, i) => g * (x[i] - mean32[Math.floor(i / M)]) / Math.sqrt(variance32[Math.floor(i / M)] + EPS));
       const dxInit = randomArray(C * M, 44);
-      for (const v of VARIANTS) {
+      for (const v of variants) {
         const what = `backward ${C}x${N}x${H}x${W} relu=${relu} accumulate=${accumulate} ${v.label}`;
         const dx = accumulate ? packed(gpu, 'dx', dxInit, 9, shape) : poisoned(gpu, 'dx', C * M, 9, shape);
         const dgamma = poisoned(gpu, 'dgamma', C, 1);
@@ -183,7 +202,7 @@ test('backward matches the reference for every variant (C 1, 3, 12; N·H·W 1, 7
         const workspace = workspaceFor(gpu, v, shape);
         await runAndDestroy(gpu, await batchNormBackward(gpu, {
           x: xp.ref, dy: dyp.ref, mean, variance, gamma: gammaRef, beta: betaRef, eps: EPS, relu, accumulate,
-          dx: dx.ref, dgamma: dgamma.ref, dbeta: dbeta.ref, variant: v.variant, workspace: workspace?.ref, splitChunk: v.splitChunk?.(M),
+          dx: dx.ref, dgamma: dgamma.ref, dbeta: dbeta.ref, variant: v.variant, workspace: workspace?.ref, splitChunk: v.splitChunk?.(M), subgroups: v.subgroups,
         }));
         const wantDx = accumulate ? expected.dx.map((d, i) => d + dxInit[i]) : expected.dx;
         const gotDx = accumulate ? (await gpu.read(dx.buf)).slice(dx.ref.offset, dx.ref.offset + C * M) : await readOutput(gpu, dx, `${what} dx`);
@@ -195,6 +214,24 @@ test('backward matches the reference for every variant (C 1, 3, 12; N·H·W 1, 7
       for (const b of [xp.buf, dyp.buf, params]) gpu.arena.free(b);
     }
   }
+}
+
+test('statistics and the running update match the reference for every variant (C 1, 3, 12; N·H·W 1, 7, 1000, 65,537), outputs poisoned', async () => {
+  await checkStatistics(await testGpu(), VARIANTS);
+});
+
+test('backward matches the reference for every variant (C 1, 3, 12; N·H·W 1, 7, 1000, 65,537; relu; accumulate), outputs poisoned', async () => {
+  await checkBackward(await testGpu(), VARIANTS);
+});
+
+test('the split variant\'s subgroup path matches the reference (statistics, running update, backward), where the adapter has subgroups', async () => {
+  const gpu = await subgroupGpu();
+  if (!gpu) {
+    console.log('  (skipped: this adapter has no subgroups feature)');
+    return;
+  }
+  await checkStatistics(gpu, SUBGROUP_VARIANTS);
+  await checkBackward(gpu, SUBGROUP_VARIANTS);
 });
 
 test('the split variant refuses a missing, small or overlapping workspace by name, before anything is compiled', async () => {
@@ -219,6 +256,9 @@ test('the split variant refuses a missing, small or overlapping workspace by nam
   await refuses(batchNormStatistics(gpu, { ...stats, workspace: tensor(ws, [5]) }), 'batchNorm.statistics: "workspace" has shape [5], expected at least [6]');
   await refuses(batchNormStatistics(gpu, { ...stats, workspace: tensor(v, [6], 64) }), /"variance" .* and "workspace" .* overlap/);
   await refuses(batchNormStatistics(gpu, { ...stats, workspace: tensor(ws, [6]), splitChunk: 0 }), 'splitChunk must be a whole number >= 1');
+  if (!gpu.device.features.has('subgroups')) {
+    await refuses(batchNormStatistics(gpu, { ...stats, workspace: tensor(ws, [6]), subgroups: true }), 'subgroups were asked for but the device has no \'subgroups\' feature');
+  }
   await refuses(batchNormStatistics(gpu, { ...stats, variant: 'tree' as BatchNormVariant }), 'variant "tree" is not one of workgroup-per-channel, split-reduction');
   await refuses(batchNormBackward(gpu, { ...back, variant: 'split-reduction' }), 'batchNorm.backward: the split-reduction variant needs a workspace of 6 elements');
   await refuses(batchNormBackward(gpu, { ...back, variant: 'split-reduction', workspace: tensor(back.dx.buffer, [6], 48) }), /"dx" .* and "workspace" .* overlap/);

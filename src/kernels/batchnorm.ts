@@ -95,7 +95,7 @@ export async function batchNormStatistics(gpu: Gpu, t: { x: TensorRef; mean: Ten
   if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   if (variantOf(op, t.variant) === 'split-reduction') {
-    const plan = planSplit(op, C, M, wg, t);
+    const plan = planSplit(gpu, op, C, M, wg, t);
     refuseOverlaps(op, { ...operands({ x: t.x, mean: t.mean, variance: t.variance }, ['mean', 'variance']), workspace: { ref: plan.workspace, written: true } });
     return splitStatistics(gpu, op, { ...t, C, M, wg, plan });
   }
@@ -193,7 +193,7 @@ export async function batchNormBackward(gpu: Gpu, t: {
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   const relu = t.relu ?? false;
   const accumulate = t.accumulate ?? false;
-  const plan = variantOf(op, t.variant) === 'split-reduction' ? planSplit(op, C, M, wg, t) : undefined;
+  const plan = variantOf(op, t.variant) === 'split-reduction' ? planSplit(gpu, op, C, M, wg, t) : undefined;
   if (plan) refuseOverlaps(op, { ...operands({ ...inputs, dx: t.dx, dgamma: t.dgamma, dbeta: t.dbeta }, ['dx', 'dgamma', 'dbeta']), workspace: { ref: plan.workspace, written: true } });
   // Each program's cache key names every constant its WGSL text carries.
   const reduceFlags = `const RELU = ${relu};\n`;

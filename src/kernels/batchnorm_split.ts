@@ -24,6 +24,11 @@ export const SPLIT_TARGET_WORKGROUPS = 1024;
 const MIN_VALUES_PER_INVOCATION = 4;
 
 export interface SplitOptions {
+  /**
+   * Reduce within subgroups (subgroupAdd) instead of a barrier tree. Default: wherever the device
+   * has the `subgroups` feature; true on a device without it is refused.
+   */
+  subgroups?: boolean;
   /** Values per chunk (default: chosen so that C × chunks ≈ SPLIT_TARGET_WORKGROUPS, at least 4 per invocation). Tests pick awkward ones. */
   splitChunk?: number;
 }
@@ -54,12 +59,19 @@ export function batchNormSplitWorkspaceElements(xShape: readonly number[], optio
 }
 
 /** A checked split: its geometry and the workspace cut to exactly the partials' size. */
-export interface SplitPlan { chunkLength: number; chunks: number; workspace: TensorRef }
+export interface SplitPlan { chunkLength: number; chunks: number; workspace: TensorRef; subgroups: boolean }
 
 /** Checks the split's options and workspace before anything is compiled or recorded. */
-export function planSplit(op: string, C: number, M: number, wg: number, t: { workspace?: TensorRef } & SplitOptions): SplitPlan {
+export function planSplit(gpu: Gpu, op: string, C: number, M: number, wg: number, t: { workspace?: TensorRef } & SplitOptions): SplitPlan {
   const { chunkLength, chunks } = splitGeometry(C, M, wg, t.splitChunk);
-  return { chunkLength, chunks, workspace: checkWorkspace(op, t.workspace, 2 * C * chunks) };
+  const has = gpu.device.features.has('subgroups');
+  if (t.subgroups && !has) throw new RangeError(`${op}: subgroups were asked for but the device has no 'subgroups' feature; leave the option out`);
+  return { chunkLength, chunks, workspace: checkWorkspace(op, t.workspace, 2 * C * chunks), subgroups: t.subgroups ?? has };
+}
+
+/** The program fields that differ with subgroups: the `enable` directive and the cache key. */
+function subgroupFields(plan: SplitPlan): { enables: string[]; flag: string } {
+  return plan.subgroups ? { enables: ['subgroups'], flag: ',subgroups' } : { enables: [], flag: '' };
 }
 
 function checkWorkspace(op: string, workspace: TensorRef | undefined, needed: number): TensorRef {
@@ -77,6 +89,7 @@ interface Checked { C: number; M: number; wg: number; plan: SplitPlan }
 export async function splitStatistics(gpu: Gpu, op: string, t: Checked & { x: TensorRef; mean: TensorRef; variance: TensorRef }): Promise<Launch[]> {
   const { C, M, wg } = t;
   const { chunkLength, chunks, workspace } = t.plan;
+  const { enables, flag } = subgroupFields(t.plan);
   const partial = bindOperands(gpu.limits, op, { x: { ref: t.x }, workspace: { ref: workspace, written: true } });
   const combine = bindOperands(gpu.limits, op, {
     x: { ref: t.x }, workspace: { ref: workspace }, mean: { ref: t.mean, written: true }, variance: { ref: t.variance, written: true },
@@ -84,7 +97,7 @@ export async function splitStatistics(gpu: Gpu, op: string, t: Checked & { x: Te
   const geometry = [{ name: 'channels', type: 'u32' as const }, { name: 'count', type: 'u32' as const }, { name: 'chunks', type: 'u32' as const }, { name: 'chunkLength', type: 'u32' as const }];
   const [partialProgram, combineProgram] = await Promise.all([
     gpu.compile(partial.program({
-      name: `${op}.splitPartial`, key: `wg=${wg}`, workgroupSize: [wg], body: splitStatisticsPartialDecls, main: splitStatisticsPartialMain,
+      name: `${op}.splitPartial`, key: `wg=${wg}${flag}`, workgroupSize: [wg], enables, body: splitStatisticsPartialDecls(t.plan.subgroups), main: splitStatisticsPartialMain,
       uniforms: [...geometry, ...offsetUniforms(['x', 'workspace'])],
     })),
     gpu.compile(combine.program({
@@ -105,6 +118,7 @@ export async function splitBackwardReduce(gpu: Gpu, op: string, t: Checked & {
 }): Promise<Launch[]> {
   const { C, M, wg, relu } = t;
   const { chunkLength, chunks, workspace } = t.plan;
+  const { enables, flag } = subgroupFields(t.plan);
   const inputs = ['x', 'dy', 'mean', 'variance', 'gamma', 'beta'] as const;
   const partial = bindOperands(gpu.limits, op, {
     ...Object.fromEntries(inputs.map((n) => [n, { ref: t[n] }])), workspace: { ref: workspace, written: true },
@@ -116,11 +130,12 @@ export async function splitBackwardReduce(gpu: Gpu, op: string, t: Checked & {
     { name: 'chunkLength', type: 'u32' as const }, { name: 'eps', type: 'f32' as const }];
   const [partialProgram, combineProgram] = await Promise.all([
     gpu.compile(partial.program({
-      name: `${op}.splitPartial`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: `const RELU = ${relu};\n${splitBackwardPartialDecls}`,
+      name: `${op}.splitPartial`, key: `wg=${wg},relu=${relu}${flag}`, workgroupSize: [wg], enables,
+      body: `const RELU = ${relu};\n${splitBackwardPartialDecls(t.plan.subgroups)}`,
       main: splitBackwardPartialMain, uniforms: [...scalars, ...offsetUniforms([...inputs, 'workspace'])],
     })),
     gpu.compile(combine.program({
-      name: `${op}.splitCombine`, key: `wg=${wg}`, workgroupSize: [wg], body: splitBackwardCombineDecls, main: splitBackwardCombineMain,
+      name: `${op}.splitCombine`, key: `wg=${wg}${flag}`, workgroupSize: [wg], enables, body: splitBackwardCombineDecls(t.plan.subgroups), main: splitBackwardCombineMain,
       uniforms: [...scalars, ...offsetUniforms(['workspace', 'variance', 'dgamma', 'dbeta'])],
     })),
   ]);

@@ -4,7 +4,45 @@
 // GPU; each writes two partials to a workspace, and a second, tiny pass (one workgroup per channel)
 // combines them. Partials live at workspace[workspaceOffset + 2·(c·chunks + k) + {0, 1}].
 
-import { backwardReduceDecls, maskedGradient, statisticsDecls, treeReduction } from './batchnorm_wgsl.js';
+import { maskedGradient } from './batchnorm_wgsl.js';
+
+/**
+ * `fn name(v: T, lid: u32) -> T`: the sum of v over the workgroup, returned to every invocation
+ * (call it in uniform control flow). Without subgroups, a tree in workgroup memory (log2(WG_X)
+ * barriers). With them, subgroupAdd inside each subgroup, then each subgroup's first lane writes
+ * its sum to a slot (other lanes write 0) and, after one barrier, every subgroup adds all slots,
+ * lanes striding over them: two barriers in all, and no assumption on which invocations form a
+ * subgroup or on its size (the lane index is subgroupExclusiveAdd(1), the size subgroupAdd(1)).
+ * Each call owns its slots, so calls need no barrier between them.
+ */
+export function workgroupTotal(name: string, type: 'f32' | 'vec2<f32>', subgroups: boolean): string {
+  const slots = `${name}Slots`;
+  if (!subgroups) {
+    return `
+var<workgroup> ${slots}: array<${type}, WG_X>;
+fn ${name}(v: ${type}, lid: u32) -> ${type} {
+  ${slots}[lid] = v;
+  for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
+    workgroupBarrier();
+    if (lid < stride) { ${slots}[lid] += ${slots}[lid + stride]; }
+  }
+  workgroupBarrier();
+  return ${slots}[0];
+}`;
+  }
+  return `
+var<workgroup> ${slots}: array<${type}, WG_X>;
+fn ${name}(v: ${type}, lid: u32) -> ${type} {
+  let sum = subgroupAdd(v);
+  let lane = subgroupExclusiveAdd(1u);
+  let size = subgroupAdd(1u);
+  ${slots}[lid] = select(${type}(0.0), sum, lane == 0u);
+  workgroupBarrier();
+  var part = ${type}(0.0);
+  for (var j = lane; j < WG_X; j += size) { part += ${slots}[j]; }
+  return subgroupAdd(part);
+}`;
+}
 
 /** The chunk this workgroup reduces: channel c, chunk k, its first value `start` and its length n (≥ 1). */
 const chunkHead = /* wgsl */ `
@@ -24,15 +62,15 @@ const chunkHead = /* wgsl */ `
  * 3-value chunks of 1000 + noise (measured); mean − K is exact (Sterbenz) and small, so the
  * stored offset keeps the chunk mean's full precision.
  */
-export const splitStatisticsPartialDecls = statisticsDecls;
+export function splitStatisticsPartialDecls(subgroups: boolean): string {
+  return workgroupTotal('totalOf', 'f32', subgroups) + workgroupTotal('totalsOf', 'vec2<f32>', subgroups);
+}
 export const splitStatisticsPartialMain = /* wgsl */ `${chunkHead}
   let base = u.xOffset + c * u.count + start;
   var s = 0.0;
   for (var i = lid; i < n; i += WG_X) { s += x[base + i]; }
-  partialSum[lid] = s;
-  reduceSum(lid);
   let m = f32(n);
-  let mu = partialSum[0] / m;
+  let mu = totalOf(s, lid) / m;
   var squares = 0.0;
   var residual = 0.0;
   for (var i = lid; i < n; i += WG_X) {
@@ -40,13 +78,11 @@ export const splitStatisticsPartialMain = /* wgsl */ `${chunkHead}
     squares += d * d;
     residual += d;
   }
-  partialSquares[lid] = squares;
-  partialResidual[lid] = residual;
-  reduceDeviations(lid);
+  let deviations = totalsOf(vec2<f32>(squares, residual), lid);
   if (lid == 0u) {
-    let r = partialResidual[0];
+    let r = deviations.y;
     workspace[slot] = (mu - x[u.xOffset + c * u.count]) + r / m;
-    workspace[slot + 1u] = max(partialSquares[0] - r * r / m, 0.0);
+    workspace[slot + 1u] = max(deviations.x - r * r / m, 0.0);
   }`;
 
 /**
@@ -89,7 +125,9 @@ export const splitStatisticsCombineMain = /* wgsl */ `
   }`;
 
 /** Per chunk: Σdy' and Σdy'·(x − mean) over the chunk (dy' masked by the recomputed ReLU when RELU). */
-export const splitBackwardPartialDecls = backwardReduceDecls;
+export function splitBackwardPartialDecls(subgroups: boolean): string {
+  return workgroupTotal('totalsOf', 'vec2<f32>', subgroups);
+}
 export const splitBackwardPartialMain = /* wgsl */ `${chunkHead}
   let mu = mean[u.meanOffset + c];
   let invstd = inverseSqrt(variance[u.varianceOffset + c] + u.eps);
@@ -104,19 +142,16 @@ export const splitBackwardPartialMain = /* wgsl */ `${chunkHead}
     sumDy += gy;
     sumDyX += gy * xm;
   }
-  partialDy[lid] = sumDy;
-  partialDyX[lid] = sumDyX;
-  reduceGradients(lid);
+  let sums = totalsOf(vec2<f32>(sumDy, sumDyX), lid);
   if (lid == 0u) {
-    workspace[slot] = partialDy[0];
-    workspace[slot + 1u] = partialDyX[0];
+    workspace[slot] = sums.x;
+    workspace[slot + 1u] = sums.y;
   }`;
 
 /** One workgroup per channel: dbeta = Σ chunks' Σdy', dgamma = invstd·Σ chunks' Σdy'·(x − mean) (written, not accumulated). */
-export const splitBackwardCombineDecls = /* wgsl */ `
-var<workgroup> totalDy: array<f32, WG_X>;
-var<workgroup> totalDyX: array<f32, WG_X>;
-${treeReduction('reduceTotals', ['totalDy', 'totalDyX'])}`;
+export function splitBackwardCombineDecls(subgroups: boolean): string {
+  return workgroupTotal('totalsOf', 'vec2<f32>', subgroups);
+}
 export const splitBackwardCombineMain = /* wgsl */ `
   let c = group;
   if (c >= u.channels) { return; }
@@ -127,10 +162,8 @@ export const splitBackwardCombineMain = /* wgsl */ `
     sumDy += workspace[slot];
     sumDyX += workspace[slot + 1u];
   }
-  totalDy[lid] = sumDy;
-  totalDyX[lid] = sumDyX;
-  reduceTotals(lid);
+  let sums = totalsOf(vec2<f32>(sumDy, sumDyX), lid);
   if (lid == 0u) {
-    dbeta[u.dbetaOffset + c] = totalDy[0];
-    dgamma[u.dgammaOffset + c] = totalDyX[0] * inverseSqrt(variance[u.varianceOffset + c] + u.eps);
+    dbeta[u.dbetaOffset + c] = sums.x;
+    dgamma[u.dgammaOffset + c] = sums.y * inverseSqrt(variance[u.varianceOffset + c] + u.eps);
   }`;

@@ -14,7 +14,7 @@
 export const ELEMENTWISE_ITEMS = 64;
 
 /** Tree sum of the workgroup arrays `names` (each array<f32, WG_X>); the totals are at [0] afterwards, for every invocation. */
-export function treeReduction(fnName: string, names: string[]): string {
+function treeReduction(fnName: string, names: string[]): string {
   return `
 fn ${fnName}(lid: u32) {
   for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
