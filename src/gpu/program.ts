@@ -23,6 +23,11 @@ export interface ProgramSpec {
   bindings: BindingSpec[];
   uniforms: { name: string; type: ScalarType }[];
   workgroupSize: [number, number?, number?];
+  /**
+   * WGSL extensions the program uses (e.g. `subgroups`), written as `enable` directives before
+   * everything else; the device must have the matching feature. Name them in `key` too.
+   */
+  enables?: string[];
   /** WGSL declarations after the prelude (helper functions, constants, workgroup arrays); may be empty. */
   body: string;
   /**
@@ -45,7 +50,7 @@ export type BufferLike = ArenaBuffer | GPUBuffer | { buffer: GPUBuffer; offset: 
  * a kernel routinely reads one range of a buffer and writes another (measured on Dawn 0.6.2).
  */
 export function preludeFor(spec: ProgramSpec): string {
-  const lines: string[] = [];
+  const lines: string[] = (spec.enables ?? []).map((e) => `enable ${e};`);
   spec.bindings.forEach((b, i) => {
     const type = b.type ?? 'f32';
     lines.push(`@group(0) @binding(${i}) var<storage, read_write> ${b.name}: array<${type}>;`);

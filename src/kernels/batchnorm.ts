@@ -9,13 +9,15 @@ import type { Launch } from '../gpu/program.js';
 import {
   affineMain, backwardDataMain, backwardReduceDecls, backwardReduceMain, ELEMENTWISE_ITEMS, forwardMain, statisticsDecls, statisticsMain, updateRunningMain,
 } from './batchnorm_wgsl.js';
-import { bindOperands, offsetUniforms, type BoundOperands } from './binding.js';
+import { bindOperands, offsetUniforms, refuseOverlaps, type BoundOperands, type Operand } from './binding.js';
+import { BATCHNORM_VARIANTS, planSplit, splitBackwardReduce, splitStatistics, type BatchNormVariant, type SplitOptions } from './batchnorm_split.js';
 import { expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 
 export {
   batchNormAffineReference, batchNormBackwardReference, batchNormForwardReference, batchNormStatisticsReference,
   batchNormUpdateRunningReference, type BatchNormForwardInputs, type BatchNormStats,
 } from './batchnorm_reference.js';
+export { batchNormSplitWorkspaceElements, BATCHNORM_VARIANTS, SPLIT_TARGET_WORKGROUPS, type BatchNormVariant } from './batchnorm_split.js';
 
 /** Invocations per workgroup of the per-channel reductions and the elementwise kernels (a power of two). */
 export const BATCHNORM_WORKGROUP_SIZE = 64;
@@ -42,6 +44,23 @@ function perChannel(op: string, name: string, ref: TensorRef, channels: number, 
   expectShape(op, name, ref, [channels]);
 }
 
+/**
+ * Which way statistics and the backward's sums reduce over N·H·W: 'workgroup-per-channel' (the
+ * default, best on software adapters) or 'split-reduction' (channel × chunk workgroups, for GPUs;
+ * needs `workspace`, batchNormSplitWorkspaceElements elements).
+ */
+export interface ReductionOption extends SplitOptions {
+  variant?: BatchNormVariant;
+  /** Partials of the split-reduction variant; caller-owned, written and read within the launches. */
+  workspace?: TensorRef;
+}
+
+function variantOf(op: string, variant: BatchNormVariant | undefined): BatchNormVariant {
+  const v = variant ?? 'workgroup-per-channel';
+  if (!BATCHNORM_VARIANTS.includes(v)) throw new RangeError(`${op}: variant "${v}" is not one of ${BATCHNORM_VARIANTS.join(', ')}`);
+  return v;
+}
+
 function workgroupSize(gpu: Gpu, op: string, requested: number | undefined): number {
   const size = requested ?? BATCHNORM_WORKGROUP_SIZE;
   const max = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
@@ -60,17 +79,26 @@ function checkEps(op: string, eps: number): void {
  * the rest are read.
  */
 function bind(gpu: Gpu, op: string, refs: Record<string, TensorRef>, written: string[]): BoundOperands {
-  return bindOperands(gpu.limits, op, Object.fromEntries(Object.entries(refs).map(([name, ref]) => [name, { ref, written: written.includes(name) }])));
+  return bindOperands(gpu.limits, op, operands(refs, written));
+}
+
+function operands(refs: Record<string, TensorRef>, written: string[]): Record<string, Operand> {
+  return Object.fromEntries(Object.entries(refs).map(([name, ref]) => [name, { ref, written: written.includes(name) }]));
 }
 
 /** Per-channel batch mean and biased variance over N·H·W (float32, compensated two-pass). */
-export async function batchNormStatistics(gpu: Gpu, t: { x: TensorRef; mean: TensorRef; variance: TensorRef } & WorkgroupOption): Promise<Launch[]> {
+export async function batchNormStatistics(gpu: Gpu, t: { x: TensorRef; mean: TensorRef; variance: TensorRef } & WorkgroupOption & ReductionOption): Promise<Launch[]> {
   const op = 'batchNorm.statistics';
   const [C, M] = activation(op, 'x', t.x);
   perChannel(op, 'mean', t.mean, C, 'x');
   perChannel(op, 'variance', t.variance, C, 'x');
   if (M === 0 && C > 0) throw new ShapeError(`${op}: "x" ${fmt(t.x.shape)} has no values per channel`);
   const wg = workgroupSize(gpu, op, t.workgroupSize);
+  if (variantOf(op, t.variant) === 'split-reduction') {
+    const plan = planSplit(gpu, op, C, M, wg, t);
+    refuseOverlaps(op, { ...operands({ x: t.x, mean: t.mean, variance: t.variance }, ['mean', 'variance']), workspace: { ref: plan.workspace, written: true } });
+    return splitStatistics(gpu, op, { ...t, C, M, wg, plan });
+  }
   const b = bind(gpu, op, { x: t.x, mean: t.mean, variance: t.variance }, ['mean', 'variance']);
   const program = await gpu.compile(b.program({
     name: op, key: `wg=${wg}`, workgroupSize: [wg], body: statisticsDecls, main: statisticsMain,
@@ -146,13 +174,14 @@ export async function batchNormAffine(gpu: Gpu, t: { mean: TensorRef; variance: 
 /**
  * Training-mode backward through the batch statistics (mean and variance must be x's batch
  * statistics). With relu, dy is the gradient w.r.t. the ReLU output and the pre-ReLU value is
- * recomputed from x to mask it. Two launches: a per-channel reduction that writes dbeta = Σdy'
- * and dgamma = Σdy'·x̂, then an elementwise pass that writes (or, with accumulate, adds) dx.
+ * recomputed from x to mask it. Launches: a per-channel reduction that writes dbeta = Σdy'
+ * and dgamma = Σdy'·x̂ (two launches under 'split-reduction'), then an elementwise pass that
+ * writes (or, with accumulate, adds) dx.
  */
 export async function batchNormBackward(gpu: Gpu, t: {
   x: TensorRef; dy: TensorRef; mean: TensorRef; variance: TensorRef; gamma: TensorRef; beta: TensorRef; eps: number; relu?: boolean;
   dx: TensorRef; dgamma: TensorRef; dbeta: TensorRef; accumulate?: boolean;
-} & WorkgroupOption): Promise<Launch[]> {
+} & WorkgroupOption & ReductionOption): Promise<Launch[]> {
   const op = 'batchNorm.backward';
   const [C, M] = activation(op, 'x', t.x);
   expectShape(op, 'dy', t.dy, t.x.shape);
@@ -164,6 +193,8 @@ export async function batchNormBackward(gpu: Gpu, t: {
   const wg = workgroupSize(gpu, op, t.workgroupSize);
   const relu = t.relu ?? false;
   const accumulate = t.accumulate ?? false;
+  const plan = variantOf(op, t.variant) === 'split-reduction' ? planSplit(gpu, op, C, M, wg, t) : undefined;
+  if (plan) refuseOverlaps(op, { ...operands({ ...inputs, dx: t.dx, dgamma: t.dgamma, dbeta: t.dbeta }, ['dx', 'dgamma', 'dbeta']), workspace: { ref: plan.workspace, written: true } });
   // Each program's cache key names every constant its WGSL text carries.
   const reduceFlags = `const RELU = ${relu};\n`;
   const dataFlags = `const ITEMS = ${ELEMENTWISE_ITEMS}u;\nconst RELU = ${relu};\nconst ACCUMULATE = ${accumulate};\n`;
@@ -171,18 +202,25 @@ export async function batchNormBackward(gpu: Gpu, t: {
   const scalars = [{ name: 'channels', type: 'u32' as const }, { name: 'count', type: 'u32' as const }, { name: 'eps', type: 'f32' as const }];
   const reduceBound = bind(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta }, ['dgamma', 'dbeta']);
   const dataBound = bind(gpu, op, { ...inputs, dgamma: t.dgamma, dbeta: t.dbeta, dx: t.dx }, ['dx']);
-  const [reduceProgram, dataProgram] = await Promise.all([
-    gpu.compile(reduceBound.program({
+  const reduce = plan
+    ? splitBackwardReduce(gpu, op, { ...t, C, M, wg, relu, plan })
+    : gpu.compile(reduceBound.program({
       name: `${op}.reduce`, key: `wg=${wg},relu=${relu}`, workgroupSize: [wg], body: reduceFlags + backwardReduceDecls, main: backwardReduceMain,
       uniforms: [...scalars, ...offsetUniforms([...common, 'dgamma', 'dbeta'])],
-    })),
-    gpu.compile(dataBound.program({
-      name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: dataFlags, main: backwardDataMain,
-      uniforms: [...scalars, { name: 'chunks', type: 'u32' }, ...offsetUniforms([...common, 'dgamma', 'dbeta', 'dx'])],
-    })),
-  ]);
+    })).then((program) => [gpu.launch(program, reduceBound.buffers, { channels: C, count: M, eps: t.eps, ...reduceBound.offsets }, C)]);
+  const dataCompile = gpu.compile(dataBound.program({
+    name: `${op}.data`, key: `wg=${wg},relu=${relu},acc=${accumulate}`, workgroupSize: [wg], body: dataFlags, main: backwardDataMain,
+    uniforms: [...scalars, { name: 'chunks', type: 'u32' }, ...offsetUniforms([...common, 'dgamma', 'dbeta', 'dx'])],
+  }));
+  let dataProgram;
+  try {
+    dataProgram = await dataCompile;
+  } catch (e) {
+    (await reduce.catch(() => [])).forEach((l) => l.destroy()); // no uniform buffer outlives a failed call
+    throw e;
+  }
+  const reduceLaunches = await reduce;
   const chunks = Math.max(1, Math.ceil(M / (wg * ELEMENTWISE_ITEMS)));
-  const reduce = gpu.launch(reduceProgram, reduceBound.buffers, { channels: C, count: M, eps: t.eps, ...reduceBound.offsets }, C);
   const data = gpu.launch(dataProgram, dataBound.buffers, { channels: C, count: M, eps: t.eps, chunks, ...dataBound.offsets }, C * chunks);
-  return [reduce, data];
+  return [...reduceLaunches, data];
 }

@@ -90,7 +90,7 @@ export const forwardMain = /* wgsl */ `${elementwiseHead}
   }`;
 
 /** dy' (dy masked by the recomputed ReLU when RELU). */
-const maskedGradient = /* wgsl */ `
+export const maskedGradient = /* wgsl */ `
       var gy = dy[dyBase + i];
       if (RELU) { gy = select(0.0, gy, xm * scale + shift > 0.0); }`;
 
