@@ -7,6 +7,9 @@
 // Every conv is an implicit GEMM with K = Cin·KH·KW, each thread computing a register tile of
 // outputs (conv2d_wgsl.ts says why there is no workgroup memory); a 1×1 stride-1 unpadded conv
 // is the plain GEMM Y[Cout × NHW] = W[Cout × Cin] · X[Cin × NHW]. Tiles: conv2d_tiles.ts.
+// Forward and backward-input also have a GPU-class variant (`variant: 'workgroup'`): the same
+// GEMM tiled through workgroup memory with coalesced loads (conv2d_workgroup.ts); the register
+// variant stays the default, the fastest on lavapipe.
 //
 // Backward-filter reduces over N·Ho·Wo inside each thread; its parallelism comes from the
 // Cout × Cin·KH outputs. A tile with `splits` > 1 adds split-K over the output rows: partial sums
@@ -32,7 +35,7 @@ import {
 import { expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
 import { checkWorkgroupTile, chooseWorkgroupTile, workgroupGemmLaunch, WORKGROUP_TILES, type WorkgroupTile } from './conv2d_workgroup.js';
 
-export { CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, WORKGROUP_TILES, type ConvTile, type WorkgroupTile };
+export { chooseWorkgroupTile, CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, WORKGROUP_TILES, type ConvTile, type WorkgroupTile };
 
 /**
  * Which program runs forward and backward-input: 'register' (default; register tiles straight

@@ -7,7 +7,7 @@ import type { Launch } from '../gpu/program.js';
 import { uniformsU32, type BoundOperands } from './binding.js';
 import { isPlainGemm, type ConvGeometry } from './conv2d_tiles.js';
 import {
-  WORKGROUP_GEMM_UNIFORMS, workgroupGemmBody, workgroupGemmMain, workgroupThreads, type WorkgroupTile,
+  WORKGROUP_GEMM_UNIFORMS, workgroupBytes, workgroupGemmBody, workgroupGemmMain, workgroupThreads, type WorkgroupTile,
 } from './conv2d_workgroup_wgsl.js';
 import { ShapeError } from './tensor.js';
 
@@ -18,7 +18,7 @@ export { workgroupThreads, type WorkgroupTile };
  * with many output rows (M = output channels; input channels in backward-input). `narrow`: 16 rows ×
  * 128 pixels, 128 threads of 2×8, for DenseNet's growth-rate convs (M = 12 or 32) where a 64-row
  * tile would compute mostly padding. `tiny`: 32 threads, small enough that the tests' small
- * shapes cross every tile edge. Each is 8 KiB or less of workgroup memory (lavapipe has 32 KiB).
+ * shapes cross every tile edge. Each stages under 9 KiB of workgroup memory (lavapipe has 32 KiB).
  */
 export const WORKGROUP_TILES: Readonly<Record<'square' | 'narrow' | 'tiny', Readonly<WorkgroupTile>>> = {
   square: { m: 64, n: 64, k: 16, rows: 4, cols: 4 },
@@ -37,14 +37,14 @@ export function checkWorkgroupTile(gpu: Gpu, op: string, tile: WorkgroupTile): W
   const whole = [m, n, k, rows, cols].every((v) => Number.isInteger(v) && v >= 1);
   const T = whole && m % rows === 0 && n % cols === 0 ? workgroupThreads(tile) : 0;
   const maxThreads = Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX);
-  const bytes = (m + n) * k * 4;
+  const bytes = T > 0 ? workgroupBytes(tile) : Infinity;
   // Each thread stages whole rows of the copy loops: T must divide the slices and be a multiple of n and k.
   const ok = T > 0 && T <= maxThreads && T % n === 0 && T % k === 0 && (m * k) % T === 0 && (k * n) % T === 0 &&
     rows * cols <= 64 && bytes <= gpu.limits.maxComputeWorkgroupStorageSize;
   if (!ok) {
     throw new ShapeError(`${op}: workgroup tile ${JSON.stringify(tile)} is invalid (whole numbers; rows divides m, cols divides n; ` +
       `threads = (m/rows)·(n/cols) <= ${maxThreads}, a multiple of n and of k, dividing m·k and k·n; rows·cols <= 64; ` +
-      `(m + n)·k·4 bytes <= ${gpu.limits.maxComputeWorkgroupStorageSize})`);
+      `(m + 1 + n)·k·4 bytes <= ${gpu.limits.maxComputeWorkgroupStorageSize})`);
   }
   return tile;
 }

@@ -18,6 +18,13 @@ export interface WorkgroupTile { m: number; n: number; k: number; rows: number; 
 
 /** Threads per workgroup of a tile. */
 export const workgroupThreads = (t: WorkgroupTile) => (t.m / t.rows) * (t.n / t.cols);
+/**
+ * Row stride of the staged A slice (stored k-major): m + 1, so that the lanes storing one k each
+ * (consecutive k, as they read the weights) hit different banks instead of all of them bank m·k mod 32.
+ */
+export const aStride = (t: WorkgroupTile) => t.m + 1;
+/** Workgroup memory a tile stages, in bytes. */
+export const workgroupBytes = (t: WorkgroupTile) => (aStride(t) + t.n) * t.k * 4;
 
 export interface WorkgroupGemmProgram {
   /** forward: dst = y, src = x (M = Cout, C = Cin); backwardInput: dst = dx, src = dy (M = Cin, C = Cout), any stride. */
@@ -39,8 +46,8 @@ const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n'
 
 /** Module-scope declarations: the two staging arrays. */
 export function workgroupGemmBody(p: WorkgroupGemmProgram): string {
-  const { m: TM, n: TN, k: TK } = p.tile;
-  return `var<workgroup> tileA: array<f32, ${TK * TM}>;\nvar<workgroup> tileB: array<f32, ${TK * TN}>;`;
+  const { n: TN, k: TK } = p.tile;
+  return `var<workgroup> tileA: array<f32, ${TK * aStride(p.tile)}>;\nvar<workgroup> tileB: array<f32, ${TK * TN}>;`;
 }
 
 /**
@@ -52,6 +59,7 @@ export function workgroupGemmBody(p: WorkgroupGemmProgram): string {
 export function workgroupGemmMain(p: WorkgroupGemmProgram): string {
   const { m: TM, n: TN, k: TK, rows: R, cols: CC } = p.tile;
   const T = workgroupThreads(p.tile);
+  const AS = aStride(p.tile);
   const TX = TN / CC;
   const KK = p.kh * p.kw;
   const fwd = p.mode === 'forward';
@@ -97,7 +105,7 @@ ${coords}
       let m = am + ${l * (T / TK)}u;
       let k = k0 + ak;
       let v = wt[u.wOffset + min(m0 + m, u.M - 1u) * u.mStride + (min(k, u.K - 1u) / ${KK}u) * u.cStride + k % ${KK}u];
-      tileA[ak * ${TM}u + m] = select(0.0, v, m0 + m < u.M && k < u.K);
+      tileA[ak * ${AS}u + m] = select(0.0, v, m0 + m < u.M && k < u.K);
     }`;
   const acc = (i: number, j: number) => `a${i}_${j}`;
   const fmas = range(R).flatMap((i) => range(CC).map((j) => `      ${acc(i, j)} = fma(x${i}, y${j}, ${acc(i, j)});`)).join('\n');
@@ -130,7 +138,7 @@ ${lines(aLoads, stage)}
 ${lines(bLoads, gather)}
     workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk++) {
-${lines(R, (i) => `      let x${i} = tileA[kk * ${TM}u + ty * ${R}u + ${i}u];`)}
+${lines(R, (i) => `      let x${i} = tileA[kk * ${AS}u + ty * ${R}u + ${i}u];`)}
 ${lines(CC, (j) => `      let y${j} = tileB[kk * ${TN}u + tx + ${j * TX}u];`)}
 ${fmas}
     }
