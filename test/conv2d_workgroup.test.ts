@@ -167,6 +167,29 @@ test('channel slices: x a prefix of a block buffer, y and dx written into slices
   for (const b of [xb, wb, dyb, yb, dxb]) gpu.arena.free(b);
 });
 
+test('a grid of more than 65,535 workgroups (folded into 2-D) computes every output: 1×1, 65,626 tiles of 32 pixels', async () => {
+  const gpu = await testGpu();
+  // Same program as the 1×1 case at the tiny tile (only uniforms differ): no new pipeline.
+  const [Cin, Cout, N, H, W] = [2, 3, 1, 1, 65_625 * 32 + 5];
+  const x = randomArray(Cin * W, 161);
+  const w = randomArray(Cout * Cin, 162);
+  const xb = gpu.upload('x', 'activations', x);
+  const wb = gpu.upload('w', 'parameters', w);
+  const yb = gpu.zeros('y', 'activations', Cout * W);
+  const launches = await conv2dForward(gpu, {
+    x: tensor(xb, [Cin, N, H, W]), w: tensor(wb, [Cout, Cin, 1, 1]), y: tensor(yb, [Cout, N, H, W]), variant: 'workgroup', workgroupTile: WORKGROUP_TILES.tiny,
+  });
+  const got = await runPoisoned(gpu, launches, yb);
+  // The reference as the plain GEMM it is (conv2dReference on 2 M pixels is slow in a loop of taps).
+  const expected = new Float64Array(Cout * W);
+  for (let co = 0; co < Cout; co++) for (let ci = 0; ci < Cin; ci++) {
+    const wv = w[co * Cin + ci];
+    for (let q = 0; q < W; q++) expected[co * W + q] += wv * x[ci * W + q];
+  }
+  assertClose(got, expected, tol, 'every pixel of every channel');
+  for (const b of [xb, wb, yb]) gpu.arena.free(b);
+});
+
 test('variant and workgroup-tile errors are thrown before anything is compiled', async () => {
   const gpu = await testGpu();
   const xb = gpu.zeros('x', 'activations', 13 * 3 * 49);
