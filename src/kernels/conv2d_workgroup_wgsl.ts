@@ -5,7 +5,8 @@
 // Per step of TK along K, its threads copy a TM × TK slice of A (the weights) and a TK × TN slice
 // of B (gathered from the source activations: the tap-shifted pixel, zero outside the image, the
 // fused BN→ReLU applied in forward) into workgroup memory, then each thread accumulates its
-// rows × cols register tile from there. Lanes next to each other load B at consecutive pixels q
+// rows × cols register tile from there. The global loads of the next step go to registers while
+// the workgroup computes on this one. Lanes next to each other load B at consecutive pixels q
 // (consecutive addresses along N·H·W within an image row) and A at consecutive k (consecutive
 // addresses of a weight row in forward), and store dst at consecutive q: coalesced. A thread's
 // cols are spaced TN / cols apart so that its stores and its workgroup-memory reads stay coalesced.
@@ -72,12 +73,12 @@ export function workgroupGemmMain(p: WorkgroupGemmProgram): string {
   let imageBase = i32((qc / (u.dstW * u.dstH)) * u.srcH * u.srcW);
   ${fwd ? `let h0 = i32(oh * ${p.sh}u) - ${p.ph};\n  let w0 = i32(ow * ${p.sw}u) - ${p.pw};` : `let h0 = i32(oh) + ${p.ph};\n  let w0 = i32(ow) + ${p.pw};`}`;
   const gather = (l: number) => {
-    const k = `k0 + bk + ${l * (T / TN)}u`;
+    const k = `kn + bk + ${l * (T / TN)}u`;
     if (p.plain) {
       return `    {
       let k = ${k};
       let v = src[u.srcOffset + min(k, u.K - 1u) * u.srcPlane + qc];
-      tileB[(bk + ${l * (T / TN)}u) * ${TN}u + bq] = select(0.0, v, qOk && k < u.K);
+      pb${l} = select(0.0, v, qOk && k < u.K);
     }`;
     }
     const coords = fwd
@@ -98,15 +99,16 @@ export function workgroupGemmMain(p: WorkgroupGemmProgram): string {
       let kh = t / ${p.kw}u;
       let kw = t % ${p.kw}u;
 ${coords}
-      tileB[(bk + ${l * (T / TN)}u) * ${TN}u + bq] = select(0.0, ${value}, ok);
+      pb${l} = select(0.0, ${value}, ok);
     }`;
   };
   const stage = (l: number) => `    {
       let m = am + ${l * (T / TK)}u;
-      let k = k0 + ak;
+      let k = kn + ak;
       let v = wt[u.wOffset + min(m0 + m, u.M - 1u) * u.mStride + (min(k, u.K - 1u) / ${KK}u) * u.cStride + k % ${KK}u];
-      tileA[ak * ${AS}u + m] = select(0.0, v, m0 + m < u.M && k < u.K);
+      pa${l} = select(0.0, v, m0 + m < u.M && k < u.K);
     }`;
+  const loads = `${lines(aLoads, stage)}\n${lines(bLoads, gather)}`;
   const acc = (i: number, j: number) => `a${i}_${j}`;
   const fmas = range(R).flatMap((i) => range(CC).map((j) => `      ${acc(i, j)} = fma(x${i}, y${j}, ${acc(i, j)});`)).join('\n');
   const stores = range(R).flatMap((i) => range(CC).map((j) => `  {
@@ -133,10 +135,20 @@ ${coords}
   let tx = lid % ${TX}u;
   let ty = lid / ${TX}u;
 ${range(R).flatMap((i) => range(CC).map((j) => `  var ${acc(i, j)} = 0.0;`)).join('\n')}
+  // Global loads go to registers one step ahead (pa, pb), so that on a GPU they are in flight
+  // while the workgroup computes on the previous slice.
+${lines(aLoads, (l) => `  var pa${l} = 0.0;`)}
+${lines(bLoads, (l) => `  var pb${l} = 0.0;`)}
+  var kn = 0u;
+${loads}
   for (var k0 = 0u; k0 < u.K; k0 += ${TK}u) {
-${lines(aLoads, stage)}
-${lines(bLoads, gather)}
+${lines(aLoads, (l) => `    tileA[ak * ${AS}u + am + ${l * (T / TK)}u] = pa${l};`)}
+${lines(bLoads, (l) => `    tileB[(bk + ${l * (T / TN)}u) * ${TN}u + bq] = pb${l};`)}
     workgroupBarrier();
+    kn = k0 + ${TK}u;
+    if (kn < u.K) {
+${loads}
+    }
     for (var kk = 0u; kk < ${TK}u; kk++) {
 ${lines(R, (i) => `      let x${i} = tileA[kk * ${AS}u + ty * ${R}u + ${i}u];`)}
 ${lines(CC, (j) => `      let y${j} = tileB[kk * ${TN}u + tx + ${j * TX}u];`)}
