@@ -41,12 +41,12 @@ const CASES: Case[] = [
 /**
  * Every case runs at the tiny tile (32 threads, 8 × 32: the small shapes cross every tile edge);
  * the default tile (narrow or square by M) runs on three cases, and the 70 ← 37 case (square by
- * default) at narrow too. Each
+ * default) at every other named tile too. Each
  * case × tile × direction is a pipeline that compiles for seconds on lavapipe, so not the full product.
  */
 const MORE_TILES = new Map<number, (WorkgroupTile | undefined)[]>([
   [0, [undefined]],
-  [2, [undefined, WORKGROUP_TILES.narrow]],
+  [2, [undefined, WORKGROUP_TILES.narrow, WORKGROUP_TILES.tall, WORKGROUP_TILES.wide]],
   [4, [undefined]],
 ]);
 
@@ -190,7 +190,7 @@ test('a grid of more than 65,535 workgroups (folded into 2-D) computes every out
   for (const b of [xb, wb, yb]) gpu.arena.free(b);
 });
 
-test('variant and workgroup-tile errors are thrown before anything is compiled', async () => {
+test('variant and workgroup-tile errors are thrown before anything is compiled; register stays the default', async () => {
   const gpu = await testGpu();
   const xb = gpu.zeros('x', 'activations', 13 * 3 * 49);
   const wb = gpu.zeros('w', 'parameters', 5 * 13 * 9);
@@ -212,6 +212,12 @@ test('variant and workgroup-tile errors are thrown before anything is compiled',
     /conv2d.backwardInput: workgroupTile is given but variant is 'register'/);
   await rejects(conv2dForward(gpu, { ...args, variant: 'shared' as 'workgroup' }), /variant "shared" is unknown/);
   assert.is(gpu.pipelines.pipelinesCreated, pipelines, 'no pipeline was compiled');
+  // The register variant stays the default.
+  const [plain] = await conv2dForward(gpu, args);
+  const [tiled] = await conv2dForward(gpu, { ...args, variant: 'workgroup' });
+  assert.equal([plain.name, tiled.name], ['conv2d', 'conv2d.workgroup']);
+  plain.destroy();
+  tiled.destroy();
   for (const b of [xb, wb, yb]) gpu.arena.free(b);
 });
 

@@ -14,14 +14,18 @@ import { ShapeError } from './tensor.js';
 export { workgroupThreads, type WorkgroupTile };
 
 /**
- * Named workgroup tiles. `square`: the classic 64×64 tile, 256 threads of 4×4 outputs, for layers
- * with many output rows (M = output channels; input channels in backward-input). `narrow`: 16 rows ×
- * 128 pixels, 128 threads of 2×8, for DenseNet's growth-rate convs (M = 12 or 32) where a 64-row
- * tile would compute mostly padding. `tiny`: 32 threads, small enough that the tests' small
+ * Named workgroup tiles (M = output channels; input channels in backward-input), candidates for
+ * an autotuner; none is measured on a GPU yet. `square`: the classic 64×64 tile, 256 threads of
+ * 4×4 outputs. `tall`: 128 × 64, 256 threads of 8×4, for wide layers (DenseNet-121's 128-channel
+ * 1×1 convs, backward-input into a block's prefix). `wide`: 32 × 64, 256 threads of 2×4.
+ * `narrow`: 16 × 128, 128 threads of 2×8, for DenseNet's growth-rate convs (M = 12 or 32) where a
+ * 64-row tile would compute mostly padding. `tiny`: 32 threads, small enough that the tests' small
  * shapes cross every tile edge. Each stages under 9 KiB of workgroup memory (lavapipe has 32 KiB).
  */
-export const WORKGROUP_TILES: Readonly<Record<'square' | 'narrow' | 'tiny', Readonly<WorkgroupTile>>> = {
+export const WORKGROUP_TILES: Readonly<Record<'square' | 'tall' | 'wide' | 'narrow' | 'tiny', Readonly<WorkgroupTile>>> = {
   square: { m: 64, n: 64, k: 16, rows: 4, cols: 4 },
+  tall: { m: 128, n: 64, k: 8, rows: 8, cols: 4 },
+  wide: { m: 32, n: 64, k: 16, rows: 2, cols: 4 },
   narrow: { m: 16, n: 128, k: 16, rows: 2, cols: 8 },
   tiny: { m: 8, n: 32, k: 8, rows: 2, cols: 4 },
 };
