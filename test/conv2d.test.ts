@@ -76,6 +76,16 @@ async function runAndRead(gpu: Gpu, launches: Launch[], buffer: ArenaBuffer): Pr
   return gpu.read(buffer);
 }
 
+/**
+ * Fills `buffer` (and any workspace) with NaN, then runs the launches and reads `buffer` back: an
+ * output element a kernel forgot to write stays NaN and fails assertClose, whatever an earlier
+ * run (another tile or variant sharing the buffer) left there.
+ */
+async function runPoisoned(gpu: Gpu, launches: Launch[], buffer: ArenaBuffer, ...scratch: ArenaBuffer[]): Promise<Float32Array> {
+  for (const b of [buffer, ...scratch]) gpu.write(b, new Float32Array(b.bytes / 4).fill(NaN));
+  return runAndRead(gpu, launches, buffer);
+}
+
 function free(gpu: Gpu, ...buffers: ArenaBuffer[]): void {
   for (const b of buffers) gpu.arena.free(b);
 }
@@ -100,9 +110,9 @@ test('forward, backward-input and backward-filter match the reference on awkward
     const dxRef = conv2dBackwardInputReference(dy, w, s.w, s.x, c.params);
     const dwRef = conv2dBackwardFilterReference(x, s.x, dy, s.w, c.params);
     for (const tile of ALL_TILE_CASES.has(k) ? GEMM_TILES : [undefined]) {
-      const y = await runAndRead(gpu, await conv2dForward(gpu, { x: X, w: W, y: tensor(yb, s.y), tile, ...c.params }), yb);
+      const y = await runPoisoned(gpu, await conv2dForward(gpu, { x: X, w: W, y: tensor(yb, s.y), tile, ...c.params }), yb);
       assertClose(y, yRef, tol, `${c.name}: forward, tile ${tileName(tile)}`);
-      const dx = await runAndRead(gpu, await conv2dBackwardInput(gpu, { dy: DY, w: W, dx: tensor(dxb, s.x), tile, ...c.params }), dxb);
+      const dx = await runPoisoned(gpu, await conv2dBackwardInput(gpu, { dy: DY, w: W, dx: tensor(dxb, s.x), tile, ...c.params }), dxb);
       assertClose(dx, dxRef, tol, `${c.name}: backward-input, tile ${tileName(tile)}`);
     }
     for (const tile of ALL_TILE_CASES.has(k) ? FILTER_TILES : [undefined]) {
@@ -112,11 +122,32 @@ test('forward, backward-input and backward-filter match the reference on awkward
         x: X, dy: DY, dw: tensor(dwb, s.w), tile, workspace: ws && tensor(ws, [wsElements]), ...c.params,
       });
       assert.is(launches.length, wsElements > 0 ? 2 : 1, 'split-K adds one reduction launch');
-      assertClose(await runAndRead(gpu, launches, dwb), dwRef, tol, `${c.name}: backward-filter, tile ${tileName(tile)}`);
+      const dw = await runPoisoned(gpu, launches, dwb, ...(ws ? [ws] : []));
+      assertClose(dw, dwRef, tol, `${c.name}: backward-filter, tile ${tileName(tile)}`);
       if (ws) gpu.arena.free(ws);
     }
     free(gpu, xb, wb, dyb, yb, dxb, dwb);
   }
+});
+
+test('the poisoned check fails a variant that writes nothing, even after a correct run into the same buffer', async () => {
+  const gpu = await testGpu();
+  const c = CASES[0];
+  const s = shapes(c);
+  const x = randomArray(count(s.x), 91);
+  const w = randomArray(count(s.w), 92);
+  const yRef = conv2dReference(x, s.x, w, s.w, c.params);
+  const xb = gpu.upload('x', 'activations', x);
+  const wb = gpu.upload('w', 'parameters', w);
+  const yb = gpu.zeros('y', 'activations', count(s.y));
+  const args = { x: tensor(xb, s.x), w: tensor(wb, s.w), y: tensor(yb, s.y), ...c.params };
+  // A correct run first leaves the right answer in y, as the tile before the next one would.
+  assertClose(await runPoisoned(gpu, await conv2dForward(gpu, args), yb), yRef, tol, 'forward');
+  const nothing = await runPoisoned(gpu, [], yb);
+  // uvu's assert.throws rethrows its own assertion errors, so catch by hand.
+  const failure = (() => { try { assertClose(nothing, yRef, tol, 'a variant that writes nothing'); } catch (e) { return (e as Error).message; } return ''; })();
+  assert.match(failure, /a variant that writes nothing: element \d+ is NaN/);
+  free(gpu, xb, wb, yb);
 });
 
 test('channel slices: x a prefix of a larger buffer, y/dx/dw written at offsets, the rest untouched; accumulate adds', async () => {
@@ -146,13 +177,17 @@ test('channel slices: x a prefix of a larger buffer, y/dx/dw written at offsets,
   const dys = dySlab.subarray(dy.offset, dy.offset + count(s.y));
   for (const tile of [undefined, CONV_TILES.tall]) {
     const what = `tile ${tileName(tile)}`;
+    // Neighbours hold the sentinel, the slice NaN: the tile before this one must not satisfy the check.
+    gpu.write(yb, outInit);
+    gpu.write(yb, new Float32Array(count(s.y)).fill(NaN), y.offset);
     const yGot = await runAndRead(gpu, await conv2dForward(gpu, { x, w: tensor(wb, s.w), y, tile, ...c.params }), yb);
     const yExpected = Float64Array.from(outInit);
     yExpected.set(conv2dReference(xs, s.x, w, s.w, c.params), y.offset);
     assertClose(yGot, yExpected, tol, `forward into channels [4, 9) of 11, ${what}`);
 
     const dxRef = conv2dBackwardInputReference(dys, w, s.w, s.x, c.params);
-    gpu.write(dxb, dxInit); // restore dx: it is written once per tile
+    gpu.write(dxb, dxInit); // restore dx, with the slice written (=) poisoned
+    gpu.write(dxb, new Float32Array(count(s.x)).fill(NaN), dx.offset);
     const dxWritten = await runAndRead(gpu, await conv2dBackwardInput(gpu, { dy, w: tensor(wb, s.w), dx, tile, ...c.params }), dxb);
     const dxWrittenExpected = Float64Array.from(dxInit);
     dxWrittenExpected.set(dxRef, dx.offset);
@@ -220,13 +255,13 @@ test('input transform (fused BN→ReLU): forward, backward-filter and naive matc
     const X = tensor(bufs.x, s.x);
     const W = tensor(bufs.w, s.w);
     for (const tile of [undefined, CONV_TILES.wide]) {
-      const y = await runAndRead(gpu, await conv2dForward(gpu, { x: X, w: W, y: tensor(bufs.y, s.y), inputTransform, tile, ...c.params }), bufs.y);
+      const y = await runPoisoned(gpu, await conv2dForward(gpu, { x: X, w: W, y: tensor(bufs.y, s.y), inputTransform, tile, ...c.params }), bufs.y);
       assertClose(y, yRef, tol, `${c.name}: forward with transform, tile ${tileName(tile)}`);
     }
-    const yNaive = await runAndRead(gpu, await conv2dNaiveForward(gpu, { x: X, w: W, y: tensor(bufs.y, s.y), inputTransform, ...c.params }), bufs.y);
+    const yNaive = await runPoisoned(gpu, await conv2dNaiveForward(gpu, { x: X, w: W, y: tensor(bufs.y, s.y), inputTransform, ...c.params }), bufs.y);
     assertClose(yNaive, yRef, tol, `${c.name}: naive forward with transform`);
     for (const tile of [undefined, CONV_TILES.single]) {
-      const dw = await runAndRead(gpu, await conv2dBackwardFilter(gpu, { x: X, dy: tensor(bufs.dy, s.y), dw: tensor(bufs.dw, s.w), inputTransform, tile, ...c.params }), bufs.dw);
+      const dw = await runPoisoned(gpu, await conv2dBackwardFilter(gpu, { x: X, dy: tensor(bufs.dy, s.y), dw: tensor(bufs.dw, s.w), inputTransform, tile, ...c.params }), bufs.dw);
       assertClose(dw, dwRef, tol, `${c.name}: backward-filter with transform, tile ${tileName(tile)}`);
     }
     free(gpu, ...Object.values(bufs));
@@ -242,8 +277,8 @@ test('the naive oracle agrees with the fast path', async () => {
     const fast = gpu.zeros('fast', 'activations', count(s.y));
     const naive = gpu.zeros('naive', 'activations', count(s.y));
     const args = { x: tensor(xb, s.x), w: tensor(wb, s.w), ...c.params };
-    const yFast = await runAndRead(gpu, await conv2dForward(gpu, { ...args, y: tensor(fast, s.y) }), fast);
-    const yNaive = await runAndRead(gpu, await conv2dNaiveForward(gpu, { ...args, y: tensor(naive, s.y) }), naive);
+    const yFast = await runPoisoned(gpu, await conv2dForward(gpu, { ...args, y: tensor(fast, s.y) }), fast);
+    const yNaive = await runPoisoned(gpu, await conv2dNaiveForward(gpu, { ...args, y: tensor(naive, s.y) }), naive);
     assertClose(yFast, yNaive, tol, `${c.name}: fast vs naive`);
     free(gpu, xb, wb, fast, naive);
   }

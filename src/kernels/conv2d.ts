@@ -7,6 +7,9 @@
 // Every conv is an implicit GEMM with K = Cin·KH·KW, each thread computing a register tile of
 // outputs (conv2d_wgsl.ts says why there is no workgroup memory); a 1×1 stride-1 unpadded conv
 // is the plain GEMM Y[Cout × NHW] = W[Cout × Cin] · X[Cin × NHW]. Tiles: conv2d_tiles.ts.
+// Forward and backward-input also have a GPU-class variant (`variant: 'workgroup'`): the same
+// GEMM tiled through workgroup memory with coalesced loads (conv2d_workgroup.ts); the register
+// variant stays the default, the fastest on lavapipe.
 //
 // Backward-filter reduces over N·Ho·Wo inside each thread; its parallelism comes from the
 // Cout × Cin·KH outputs. A tile with `splits` > 1 adds split-K over the output rows: partial sums
@@ -30,8 +33,17 @@ import {
   checkTile, chooseTile, CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, FILTER_ACCUMULATORS, isPlainGemm, type ConvGeometry, type ConvTile,
 } from './conv2d_tiles.js';
 import { expectShape, fmt, ShapeError, sizeOf, type TensorRef } from './tensor.js';
+import { checkWorkgroupTile, chooseWorkgroupTile, workgroupGemmLaunch, WORKGROUP_TILES, type WorkgroupTile } from './conv2d_workgroup.js';
 
-export { CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, type ConvTile };
+export { chooseWorkgroupTile, CONV_TILES, DEFAULT_CONV_TILE, DEFAULT_FILTER_TILE, WORKGROUP_TILES, type ConvTile, type WorkgroupTile };
+
+/**
+ * Which program runs forward and backward-input: 'register' (default; register tiles straight
+ * from global memory, the fastest on lavapipe) or 'workgroup' (an implicit GEMM tiled through
+ * workgroup memory, coalesced: for GPUs), with `workgroupTile` (default chooseWorkgroupTile).
+ */
+export type ConvVariant = 'register' | 'workgroup';
+export interface ConvVariantOptions { variant?: ConvVariant; workgroupTile?: WorkgroupTile }
 
 export {
   affineReluReference, conv2dBackwardFilterReference, conv2dBackwardInputReference, conv2dOutputSize, conv2dReference,
@@ -114,15 +126,22 @@ export function chooseConvTile(
 
 /** y = conv2d(x', w) with x' = x or the fused BN→ReLU of x. */
 export async function conv2dForward(
-  gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile } & Conv2dParams,
+  gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile } & ConvVariantOptions & Conv2dParams,
 ): Promise<Launch[]> {
   const op = 'conv2d';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
   checkTransform(op, t.inputTransform, g.Cin);
-  const tile = checkTile(gpu, op, t.tile ?? chooseTile('gemm', g, g.Cout, g.Wo));
+  const workgroup = checkVariant(gpu, op, t, g.Cout);
+  const tile = workgroup ? undefined : checkTile(gpu, op, t.tile ?? chooseTile('gemm', g, g.Cout, g.Wo));
   const bound = bindConv(gpu, op, { role: 'dst', name: 'y', ref: t.y },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
   const KK = g.KH * g.KW;
+  if (workgroup) {
+    return [await workgroupGemmLaunch(gpu, op, 'forward', g, workgroup, !!t.inputTransform, false, bound, {
+      M: g.Cout, C: g.Cin, N: g.N, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, mStride: g.Cin * KK, cStride: KK,
+    })];
+  }
+  if (!tile) throw new Error('unreachable');
   return [await rowConvLaunch(gpu, op, 'forward', g, tile, !!t.inputTransform, false, bound, {
     M: g.Cout, C: g.Cin, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, N: g.N, mStride: g.Cin * KK, cStride: KK,
   })];
@@ -130,15 +149,23 @@ export async function conv2dForward(
 
 /** dx (=, or += with accumulate) = ∂L/∂x' given dy = ∂L/∂y. */
 export async function conv2dBackwardInput(
-  gpu: Gpu, t: { dy: TensorRef; w: TensorRef; dx: TensorRef; accumulate?: boolean; tile?: ConvTile } & Conv2dParams,
+  gpu: Gpu, t: { dy: TensorRef; w: TensorRef; dx: TensorRef; accumulate?: boolean; tile?: ConvTile } & ConvVariantOptions & Conv2dParams,
 ): Promise<Launch[]> {
   const op = 'conv2d.backwardInput';
   const g = geometry(op, { name: 'dx', ref: t.dx }, { name: 'w', ref: t.w }, { name: 'dy', ref: t.dy }, t);
-  const tile = checkTile(gpu, op, t.tile ?? chooseTile('gemm', g, g.Cin, g.W));
+  const workgroup = checkVariant(gpu, op, t, g.Cin);
+  const tile = workgroup ? undefined : checkTile(gpu, op, t.tile ?? chooseTile('gemm', g, g.Cin, g.W));
   const accumulate = t.accumulate ?? false;
   const bound = bindConv(gpu, op, { role: 'dst', name: 'dx', ref: t.dx },
     [{ role: 'src', name: 'dy', ref: t.dy }, { role: 'wt', name: 'w', ref: t.w }]);
   const KK = g.KH * g.KW;
+  if (workgroup) {
+    // The transposed convolution at any stride: dx[ci, q] = Σ_{co, tap} w[co, ci, tap] · dy at the tap's source pixel.
+    return [await workgroupGemmLaunch(gpu, op, 'backwardInput', g, workgroup, false, accumulate, bound, {
+      M: g.Cin, C: g.Cout, N: g.N, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, mStride: KK, cStride: g.Cin * KK,
+    })];
+  }
+  if (!tile) throw new Error('unreachable');
   if (g.sh === 1 && g.sw === 1) {
     return [await rowConvLaunch(gpu, op, 'backwardInput', g, tile, false, accumulate, bound, {
       M: g.Cin, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, N: g.N, mStride: KK, cStride: g.Cin * KK,
@@ -157,6 +184,18 @@ export async function conv2dBackwardInput(
     M: g.Cin, Q, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, srcPlane: g.N * g.Ho * g.Wo, mBlocks, blocks,
     mStride: KK, cStride: g.Cin * KK, srcOffset: o.srcOffset, wOffset: o.wtOffset, dstOffset: o.dstOffset,
   }, blocks)];
+}
+
+/** The workgroup tile when `variant` is 'workgroup' (checked), else undefined; refuses a tile given for the other variant. */
+function checkVariant(gpu: Gpu, op: string, t: ConvVariantOptions & { tile?: ConvTile }, M: number): WorkgroupTile | undefined {
+  const variant = t.variant ?? 'register';
+  if (variant !== 'register' && variant !== 'workgroup') throw new ShapeError(`${op}: variant "${String(variant)}" is unknown; use 'register' or 'workgroup'`);
+  if (variant === 'register') {
+    if (t.workgroupTile) throw new ShapeError(`${op}: workgroupTile is given but variant is 'register'; pass variant: 'workgroup'`);
+    return undefined;
+  }
+  if (t.tile) throw new ShapeError(`${op}: a register tile is given with variant 'workgroup'; pass workgroupTile instead`);
+  return checkWorkgroupTile(gpu, op, t.workgroupTile ?? chooseWorkgroupTile(M));
 }
 
 async function rowConvLaunch(
