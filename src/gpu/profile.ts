@@ -87,7 +87,14 @@ export function classifyAdapter(info: AdapterInfoLike): { class: AdapterClass; r
 }
 
 /** Kernel variants choose by this: the software default, or the GPU-class variant. Unknown adapters are GPUs. */
-export function kernelClass(gpu: { readonly profile: AdapterProfile }): KernelClass {
+export function kernelClass(gpu: { readonly profile: AdapterProfile }, env: NodeJS.ProcessEnv = process.env): KernelClass {
+  // DENSENET_WGSL_KERNELS forces one class: the GPU-class variants run (slowly, but correctly) on a
+  // software adapter too, which is how the tests check them without a GPU.
+  const forced = env.DENSENET_WGSL_KERNELS;
+  if (forced !== undefined && forced !== '') {
+    if (forced === 'software' || forced === 'gpu') return forced;
+    throw new UsageError(`DENSENET_WGSL_KERNELS must be "software" or "gpu", got "${forced}"; unset it to choose by the adapter`);
+  }
   return gpu.profile.class === 'software' ? 'software' : 'gpu';
 }
 

@@ -74,6 +74,9 @@ export class Executable {
 
   get launchCount(): number { return this.opLaunches.reduce((a, l) => a + l.length, 0); }
 
+  /** The kernel (program) name of every launch, in recording order: which variants a graph runs. */
+  get launchNames(): string[] { return this.opLaunches.flatMap((l) => l.map((launch) => launch.name)); }
+
   /** Applies per-step uniforms, then records every launch, in op order, into one compute pass. */
   encode(encoder: GPUCommandEncoder, step?: StepContext): void {
     if (step) this.graph.ops.forEach((op, i) => op.onStep?.(this.opLaunches[i], step));

@@ -7,6 +7,7 @@ import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
 import { fmt, sizeOf, type TensorRef } from '../kernels/tensor.js';
 import type { GradientBuilder } from './autograd.js';
+import type { KernelClass } from '../gpu/profile.js';
 
 export interface Storage {
   readonly id: number;
@@ -64,6 +65,13 @@ export interface Op {
 export class GraphError extends Error {}
 
 export class Graph {
+  /**
+   * Which kernel variants the ops build: the software-adapter defaults, or the GPU-class ones
+   * (workgroup-memory conv GEMM, split batch-norm reductions). Fixed when the graph is built,
+   * because a variant can need its own planned workspace.
+   */
+  constructor(readonly kernels: KernelClass = 'software') {}
+
   readonly storages: Storage[] = [];
   readonly values: Value[] = [];
   readonly ops: Op[] = [];

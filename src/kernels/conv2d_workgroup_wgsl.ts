@@ -77,8 +77,9 @@ export function workgroupGemmMain(p: WorkgroupGemmProgram): string {
     if (p.plain) {
       return `    {
       let k = ${k};
-      let v = src[u.srcOffset + min(k, u.K - 1u) * u.srcPlane + qc];
-      pb${l} = select(0.0, v, qOk && k < u.K);
+      let c = min(k, u.K - 1u);
+      let v = src[u.srcOffset + c * u.srcPlane + qc];
+      pb${l} = select(0.0, ${p.transform ? 'max(fma(v, scale[u.scaleOffset + c], shift[u.shiftOffset + c]), 0.0)' : 'v'}, qOk && k < u.K);
     }`;
     }
     const coords = fwd

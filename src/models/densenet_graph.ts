@@ -15,6 +15,7 @@ import { avgPool2x2, bnRunningUpdate, bnStatistics, copyInto, dropout, globalAvg
 import { optimizerStep, type OptimizerConfig } from '../graph/ops/optimizer.js';
 import type { TensorRef } from '../kernels/tensor.js';
 import type { ArchitectureSpec, BatchNormSpec, ConvSpec, DropoutSpec } from './architecture.js';
+import type { KernelClass } from '../gpu/profile.js';
 
 export const MEMORY_STRATEGIES = ['naive', 'shared', 'recompute', 'fused'] as const;
 export type MemoryStrategy = typeof MEMORY_STRATEGIES[number];
@@ -32,6 +33,8 @@ export interface GraphOptions {
   /** Training: batch statistics, running-statistics updates, dropout, backward and the optimizer. */
   training: boolean;
   optimizer?: OptimizerConfig;
+  /** Kernel variants to build (default the software ones; sessions pass the adapter's, kernelClass()). */
+  kernels?: KernelClass;
 }
 
 export interface DenseNetGraph {
@@ -63,7 +66,7 @@ export function buildDenseNetGraph(arch: ArchitectureSpec, layout: ParameterLayo
 }
 
 class Builder {
-  private readonly g = new Graph();
+  private readonly g: Graph;
   private readonly N: number;
   private readonly trainableAll: Value;
   private readonly runningStore;
@@ -76,6 +79,7 @@ class Builder {
 
   constructor(private readonly arch: ArchitectureSpec, private readonly layout: ParameterLayout, private readonly o: GraphOptions) {
     this.N = o.batch;
+    this.g = new Graph(o.kernels ?? 'software');
     this.trainableStore = this.g.externalStorage('parameters', layout.trainable, 'parameters');
     this.runningStore = this.g.externalStorage('running-statistics', layout.running, 'parameters');
     this.trainableAll = this.g.view(this.trainableStore, 'parameters', layout.trainable.shape, 0, true);

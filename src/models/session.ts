@@ -8,6 +8,7 @@ import type { OptimizerConfig } from '../graph/ops/optimizer.js';
 import { checkLabels } from '../kernels/softmax_cross_entropy.js';
 import { buildDenseNetGraph, type DenseNetGraph, type MemoryStrategy } from './densenet_graph.js';
 import type { DenseNetModel } from './model.js';
+import { kernelClass, type KernelClass } from '../gpu/profile.js';
 
 /** NCHW (how images arrive) → CNHW (how the engine stores activations). */
 export function toChannelMajor(images: Float32Array, n: number, c: number, h: number, w: number): Float32Array {
@@ -42,6 +43,8 @@ export interface TrainingSessionOptions {
   optimizer: OptimizerConfig;
   /** Seed of the dropout masks. */
   seed?: number;
+  /** Kernel variants (default: the adapter's class, kernelClass()). */
+  kernels?: KernelClass;
   /** Progress of the GPU compile (default: the device's reporter, if any). */
   onCompile?: CompileProgress;
   /** False: build only, the driver compiles at the first step (see ExecutableOptions.precompile). */
@@ -57,7 +60,7 @@ export class TrainingSession {
   private constructor(readonly model: DenseNetModel, readonly built: DenseNetGraph, readonly executable: Executable, readonly options: TrainingSessionOptions) {}
 
   static async create(model: DenseNetModel, options: TrainingSessionOptions): Promise<TrainingSession> {
-    const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer });
+    const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer, kernels: options.kernels ?? kernelClass(model.gpu) });
     const executable = await Executable.create(model.gpu, built.graph, `train.${options.memory}`, { onCompile: options.onCompile, precompile: options.precompile });
     return new TrainingSession(model, built, executable, options);
   }
@@ -131,8 +134,8 @@ export class TrainingSession {
 export class InferenceSession {
   private constructor(readonly model: DenseNetModel, readonly built: DenseNetGraph, readonly executable: Executable, readonly batch: number) {}
 
-  static async create(model: DenseNetModel, options: { batch: number; memory?: MemoryStrategy; onCompile?: CompileProgress; precompile?: boolean }): Promise<InferenceSession> {
-    const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory ?? 'fused', training: false });
+  static async create(model: DenseNetModel, options: { batch: number; memory?: MemoryStrategy; onCompile?: CompileProgress; precompile?: boolean; kernels?: KernelClass }): Promise<InferenceSession> {
+    const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory ?? 'fused', training: false, kernels: options.kernels ?? kernelClass(model.gpu) });
     const executable = await Executable.create(model.gpu, built.graph, 'inference', { onCompile: options.onCompile, precompile: options.precompile });
     return new InferenceSession(model, built, executable, options.batch);
   }

@@ -3,11 +3,17 @@
 // `recompute` it is written to one buffer shared by all layers and recomputed in backward.
 
 import { batchNormAffine, batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
-import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type InputAffineRelu } from '../../kernels/conv2d.js';
+import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvVariant, type InputAffineRelu } from '../../kernels/conv2d.js';
+import { splitReduction } from './layers.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
 
 export interface ConvGeometry { stride: number; padding: number }
+
+/** The conv GEMM (forward, input gradient): register tiles on software adapters, workgroup-memory tiles on GPUs. */
+function gemmVariant(g: Graph): { variant: ConvVariant } {
+  return { variant: g.kernels === 'software' ? 'register' : 'workgroup' };
+}
 
 /** Batch-norm operands: `mean`/`variance` are batch statistics in training, running statistics in inference. */
 export interface BatchNormOperands { mean: Value; variance: Value; gamma: Value; beta: Value; eps: number }
@@ -54,10 +60,11 @@ function bnReluBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Val
   // With no input gradient wanted (a BN right on the images), the kernel still needs somewhere to
   // write dx: a scratch gradient value.
   const dxTarget = dx?.grad ?? g.tensor(`${name}.dx.unused`, t.x.shape, 'gradients');
+  const split = splitReduction(g, `${name}.backward`, t.x);
   g.add({
-    name: `${name}.backward`, reads: [t.x, dy, t.mean, t.variance, t.gamma, t.beta], writes: [dxTarget, dgamma.grad, dbeta.grad],
+    name: `${name}.backward`, reads: [t.x, dy, t.mean, t.variance, t.gamma, t.beta], writes: [dxTarget, dgamma.grad, dbeta.grad, ...split.writes],
     build: (c) => batchNormBackward(c.gpu, {
-      ...bnRefs(c, t), x: c.ref(t.x), dy: c.ref(dy), relu: true,
+      ...bnRefs(c, t), ...split.options(c), x: c.ref(t.x), dy: c.ref(dy), relu: true,
       dx: c.ref(dxTarget), dgamma: c.ref(dgamma.grad), dbeta: c.ref(dbeta.grad), accumulate: dx?.accumulate ?? false,
     }),
   });
@@ -81,7 +88,7 @@ export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value;
   const { stride, padding } = t;
   g.add({
     name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
+    build: (c) => conv2dForward(c.gpu, { ...gemmVariant(g), x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, { ...t, transform });
       const dActivated = inputGradient(g, name, t, dy);
@@ -96,7 +103,7 @@ function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvG
   const dActivated = g.tensor(`${name}.dinput`, t.x.shape, 'gradients');
   g.add({
     name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated],
-    build: (c) => conv2dBackwardInput(c.gpu, { dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
+    build: (c) => conv2dBackwardInput(c.gpu, { ...gemmVariant(g), dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
   });
   return dActivated;
 }
@@ -113,7 +120,7 @@ export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: V
   g.add({ name: `${name}.bn`, reads: bnReads, writes: [t.shared], build: normalize });
   g.add({
     name, reads: [t.shared, t.w], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => conv2dForward(c.gpu, { ...gemmVariant(g), x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
     backward: (gb) => {
       g.add({ name: `${name}.bn.recompute`, reads: bnReads, writes: [t.shared], build: normalize });
       const dy = convBackward(g, gb, name, { ...t, x: t.shared });
@@ -128,14 +135,14 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
   const { stride, padding } = t;
   g.add({
     name, reads: [t.x, t.w], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => conv2dForward(c.gpu, { ...gemmVariant(g), x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, t);
       const dx = gb.contribute(t.x);
       if (dx) {
         g.add({
           name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad],
-          build: (c) => conv2dBackwardInput(c.gpu, { dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
+          build: (c) => conv2dBackwardInput(c.gpu, { ...gemmVariant(g), dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
         });
       }
     },

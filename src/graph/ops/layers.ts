@@ -2,7 +2,7 @@
 // statistics (computed once per channel), running-statistics updates, pools, the classifier,
 // softmax cross-entropy, dropout and the naive strategy's concatenation copy.
 
-import { batchNormStatistics, batchNormUpdateRunning } from '../../kernels/batchnorm.js';
+import { batchNormSplitWorkspaceElements, batchNormStatistics, batchNormUpdateRunning, type ReductionOption } from '../../kernels/batchnorm.js';
 import { copyTensor } from '../../kernels/copy.js';
 import { dropoutBackward, dropoutForward } from '../../kernels/dropout.js';
 import { linearBackward, linearForward } from '../../kernels/linear.js';
@@ -17,8 +17,19 @@ import type { BuildContext, Graph, StepContext, Value } from '../graph.js';
 
 /** Per-channel batch mean and biased variance of x, written once and read by every BN over those channels. */
 export function bnStatistics(g: Graph, name: string, t: { x: Value; mean: Value; variance: Value }): void {
-  g.add({ name, reads: [t.x], writes: [t.mean, t.variance],
-    build: (c) => batchNormStatistics(c.gpu, { x: c.ref(t.x), mean: c.ref(t.mean), variance: c.ref(t.variance) }) });
+  const split = splitReduction(g, name, t.x);
+  g.add({ name, reads: [t.x], writes: [t.mean, t.variance, ...split.writes],
+    build: (c) => batchNormStatistics(c.gpu, { x: c.ref(t.x), mean: c.ref(t.mean), variance: c.ref(t.variance), ...split.options(c) }) });
+}
+
+/**
+ * GPU-class kernels reduce each channel with many workgroups (batchnorm_split.ts) into partial
+ * sums in a small planned workspace; the software default uses one workgroup per channel and none.
+ */
+export function splitReduction(g: Graph, name: string, x: Value): { writes: Value[]; options(c: BuildContext): ReductionOption } {
+  if (g.kernels === 'software') return { writes: [], options: () => ({}) };
+  const partials = g.tensor(`${name}.partials`, [batchNormSplitWorkspaceElements(x.shape)], 'workspace');
+  return { writes: [partials], options: (c) => ({ variant: 'split-reduction', workspace: c.ref(partials) }) };
 }
 
 /** Running statistics of one BN layer, updated once per step in the forward pass (never in backward). */
