@@ -7,7 +7,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
-import { formatAdapter, openDevice, type Gpu, type OpenDeviceOptions } from '../src/gpu/device.js';
+import { formatAdapter, kernelClass, openDevice, type Gpu, type OpenDeviceOptions } from '../src/gpu/device.js';
 import { describeDenseNet } from '../src/models/architecture.js';
 import { denseNetConfig, type DenseNetConfig } from '../src/models/densenet_config.js';
 import { MEMORY_STRATEGIES, type MemoryStrategy } from '../src/models/densenet_graph.js';
@@ -175,7 +175,9 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
     for (const n of header.notes) log(`note: ${n}`);
 
     // Planned peaks: the standard depths for every strategy, then deeper ones while they fit.
-    const plan = (strategy: MemoryStrategy, depth: number) => planDenseNetMemory(bcConfig(depth, growthRate, inputShape), { batch, strategy, training: true });
+    // The kernel class decides small workspaces (split batch-norm partials): plan what the device will run.
+    const kernels = gpu ? kernelClass(gpu) : 'software';
+    const plan = (strategy: MemoryStrategy, depth: number) => planDenseNetMemory(bcConfig(depth, growthRate, inputShape), { batch, strategy, training: true, kernels });
     const planned = (strategy: MemoryStrategy, depth: number): MemoryRow => {
       const p = plan(strategy, depth);
       return {

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MEMORY_CATEGORIES } from '../src/gpu/arena.js';
+import { kernelClass } from '../src/gpu/profile.js';
 import { MEMORY_STRATEGIES } from '../src/models/densenet_graph.js';
 import { planDenseNetMemory } from '../src/models/memory_plan.js';
 import { DenseNetModel } from '../src/models/model.js';
@@ -46,7 +47,7 @@ test('the planned bytes of every category equal what the arena measures, under e
     const model = DenseNetModel.create(gpu, config, 2);
     const session = await TrainingSession.create(model, { batch: N, memory, optimizer: sgd });
     await session.step(images(5), labels, 0.1);
-    const planned = planDenseNetMemory(config, { batch: N, strategy: memory, training: true, optimizer: sgd });
+    const planned = planDenseNetMemory(config, { batch: N, strategy: memory, training: true, optimizer: sgd, kernels: kernelClass(gpu) });
     const measured = gpu.arena.report();
     for (const category of MEMORY_CATEGORIES.filter((c) => c !== 'uniforms')) {
       assert.is(measured.byCategory[category].peakBytes, planned.byCategory[category], `${memory}: ${category}`);
