@@ -9,6 +9,8 @@ import type { Gpu } from '../src/gpu/device.js';
 import { closeTestGpu, testGpu } from './helpers.js';
 
 const test = suite('adapter profile');
+// This file checks the choice by adapter itself: a forced class (kernel_class.test.ts) must not apply.
+delete process.env.DENSENET_WGSL_KERNELS;
 test.after(closeTestGpu);
 
 test('classifyAdapter: software drivers by name or fallback flag, Dawn\'s adapter type, then the vendor', () => {

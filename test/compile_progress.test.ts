@@ -143,9 +143,13 @@ test('CLI: Ctrl-C during the compile is acknowledged at once; a second Ctrl-C ex
   const code = await exited;
   assert.ok(times.ack !== undefined, `acknowledged; stderr: ${err}`);
   assert.ok(!/compiled \d+ GPU programs/.test(err), 'the compile had not ended (the test interrupted it mid-way)');
-  assert.ok(times.ack - times.first < 5000, `acknowledged within 5 s (${(times.ack - times.first).toFixed(0)} ms)`);
+  // Bounds far above what a quiet machine takes (tens of ms) but far below the old behaviour (the
+  // signal was not acknowledged until the compile ended: 283 s): a loaded CI machine can stall a
+  // process for seconds, and a test must not fail for that.
+  const bound = 15_000;
+  assert.ok(times.ack - times.first < bound, `acknowledged within ${bound / 1000} s (${(times.ack - times.first).toFixed(0)} ms)`);
   assert.is(code, 130, err);
-  assert.ok(times.exit - times.second < 5000, `exited within 5 s of the second Ctrl-C (${(times.exit - times.second).toFixed(0)} ms)`);
+  assert.ok(times.exit - times.second < bound, `exited within ${bound / 1000} s of the second Ctrl-C (${(times.exit - times.second).toFixed(0)} ms)`);
   console.log(`  Ctrl-C acknowledged after ${(times.ack - times.first).toFixed(0)} ms; exit ${(times.exit - times.second).toFixed(0)} ms after the second`);
 });
 
