@@ -63,7 +63,9 @@ export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
   if (kernel === 'backwardFilter' && site.x[1] * site.x[2] >= 16) tiles.splice(1, 0, ['default-split4', { ...base, splits: 4 }]);
   for (const [name, tile] of tiles) {
     if (sameTile(tile, base) || out.some((c) => c.choice?.tile && sameTile(c.choice.tile, tile))) continue;
-    out.push({ name, choice: { tile } });
+    // Named by shape: CONV_TILES' "default" is the default of one shape only, not necessarily this one's.
+    const shape = `${tile.rows}x${tile.cols}/${tile.workgroupSize}${(tile.unroll ?? 1) > 1 ? ` unroll ${tile.unroll}` : ''}${(tile.splits ?? 1) > 1 ? ` split ${tile.splits}` : ''}`;
+    out.push({ name: `${name === 'default' ? 'tile' : name} ${shape}`, choice: { tile } });
   }
   return out;
 }
@@ -179,6 +181,8 @@ export function cacheEntries(results: SiteResult[]): TuningCacheEntry[] {
 export function formatSiteResult(r: SiteResult): string {
   const others = r.timed.slice(1).map((t) => `${t.candidate.name} ${t.ms.toFixed(3)}`).join(', ');
   const ratio = r.defaultMs > 0 ? r.winner.ms / r.defaultMs : 1;
-  return `${r.site.kernel} ${r.site.key}: ${r.winner.candidate.name} ${r.winner.ms.toFixed(3)} ms vs default ${r.defaultMs.toFixed(3)} ms ` +
-    `(${ratio.toFixed(2)}×)${others ? `; timed ${others}` : '; no alternative timed'}`;
+  const picked = r.winner.candidate.choice === undefined
+    ? `default kept, ${r.defaultMs.toFixed(3)} ms`
+    : `${r.winner.candidate.name} ${r.winner.ms.toFixed(3)} ms vs default ${r.defaultMs.toFixed(3)} ms (${ratio.toFixed(2)}×)`;
+  return `${r.site.kernel} ${r.site.key}: ${picked}${others ? `; alternatives ${others} ms` : '; no alternative timed (budget)'}`;
 }
