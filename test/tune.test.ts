@@ -23,7 +23,8 @@ import { assertClose, closeTestGpu, randomArray, testGpu } from './helpers.js';
 const test = suite('tune');
 const original = { xdg: process.env.XDG_CACHE_HOME, mesa: process.env.MESA_SHADER_CACHE_DIR };
 // Mesa's shader cache stays where it was (a cold one costs minutes on lavapipe); only ours moves.
-const mesaCache = original.mesa ?? join(original.xdg || join(homedir(), '.cache'), 'mesa_shader_cache');
+// (Mesa puts its cache in MESA_SHADER_CACHE_DIR/mesa_shader_cache_db, as it does under XDG_CACHE_HOME.)
+const mesaCache = original.mesa ?? (original.xdg || join(homedir(), '.cache'));
 const cacheHome = mkdtempSync(join(tmpdir(), 'densenet-wgsl-tune-'));
 process.env.MESA_SHADER_CACHE_DIR = mesaCache;
 process.env.XDG_CACHE_HOME = cacheHome;
@@ -189,6 +190,9 @@ const cli = (args: string[]) => spawnSync(process.execPath, ['dist/cli.js', ...a
   encoding: 'utf8', timeout: 600_000, env: { ...process.env, XDG_CACHE_HOME: cacheHome, MESA_SHADER_CACHE_DIR: mesaCache },
 });
 
+/** The cache file `tune` wrote for this adapter (read by the next test). */
+let tunedPath = '';
+
 test('`tune` times candidates within its budget, prints each pick against the default and the time taken, and caches them for this adapter', () => {
   const r = cli(['tune', '--model', 'densenet-bc-tiny', '--batch', '4', '--reps', '1', '--budget', '2']);
   assert.is(r.status, 0, r.stderr);
@@ -196,6 +200,7 @@ test('`tune` times candidates within its budget, prints each pick against the de
   assert.match(r.stdout, /\[1\/\d+\] conv2d\.forward x3x4x16x16 w\d+x3x3x3 s1 p1: (default kept|.* ms vs default [\d.]+ ms)/);
   assert.match(r.stdout, /densenet-bc-tiny batch 4 fused: \d+ distinct kernel shapes, [1-9]\d* tuned .* skipped \(--budget 2 s ran out.*tuning took [\d.]+ s/);
   const path = /cache: (.*\.json)/.exec(r.stdout)![1];
+  tunedPath = path;
   assert.ok(path.startsWith(join(cacheHome, 'densenet-wgsl')), path);
   const file = JSON.parse(readFileSync(path, 'utf8'));
   assert.is(file.format, 'densenet-wgsl-tuning');
@@ -204,6 +209,23 @@ test('`tune` times candidates within its budget, prints each pick against the de
   const bad = cli(['tune', '--batch', '4']);
   assert.is(bad.status, 2);
   assert.match(bad.stderr, /tune: --model is required/);
+});
+
+test('train reads the adapter\'s cache: a corrupt one is reported once and the run trains on the defaults; --no-tune-cache does not read it', () => {
+  assert.ok(tunedPath, 'the previous test wrote the cache');
+  writeFileSync(tunedPath, '{"format": "densenet-wgsl-tuning", "entries": [');
+  const args = ['train', '--model', 'digits-tiny', '--limit', '16', '--batch', '8', '--epochs', '1'];
+  const corrupt = cli([...args, '--out', join(cacheHome, 'run-a')]);
+  assert.is(corrupt.status, 0, corrupt.stderr);
+  assert.is(corrupt.stderr.match(/tune cache .* is corrupt/g)?.length, 1, corrupt.stderr);
+  assert.match(corrupt.stdout, /done: 1 of 1 epochs/);
+  const ignored = cli([...args, '--no-tune-cache', '--out', join(cacheHome, 'run-b')]);
+  assert.is(ignored.status, 0, ignored.stderr);
+  assert.not.match(ignored.stderr, /tune cache/);
+  for (const command of ['train', 'eval', 'predict', 'features', 'bench train', 'bench inference']) {
+    const help = cli([...command.split(' '), '--help']);
+    assert.match(help.stdout, /--tune .*--no-tune-cache/s, command);
+  }
 });
 
 test.run();
