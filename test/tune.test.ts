@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyTuning } from '../src/cli/tune.js';
-import { candidatesFor, collectSites } from '../src/cli/tuner.js';
+import { candidatesFor, collectSites, tuneTargets } from '../src/cli/tuner.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { setTuning, tuningOf, TuningTable, type TuningChoice } from '../src/gpu/tuning.js';
 import { adapterIdentity, loadTuningCache, saveTuningCache, tuningCacheDir, tuningCachePath, type TuningCacheEntry } from '../src/gpu/tuning_cache.js';
@@ -48,15 +48,15 @@ function alternativeChoice(kernel: string): TuningChoice {
   return { blocksPerInvocation: 3 };
 }
 
-function alternativeTable(gpu: Gpu): TuningTable {
-  return new TuningTable(collectSites(gpu, target).map((s) => [s.kernel, s.key, alternativeChoice(s.kernel)]));
+function alternativeTable(gpu: Gpu, memory: 'fused' | 'recompute' = 'fused'): TuningTable {
+  return new TuningTable(collectSites(gpu, { ...target, memory }).map((s) => [s.kernel, s.key, alternativeChoice(s.kernel)]));
 }
 
-async function oneStep(gpu: Gpu, table: TuningTable | undefined) {
+async function oneStep(gpu: Gpu, table: TuningTable | undefined, memory: 'fused' | 'recompute' = 'fused') {
   setTuning(gpu, table);
   const model = DenseNetModel.create(gpu, CONFIG, 7);
   const session = await TrainingSession.create(model, {
-    batch: BATCH, memory: 'fused', optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 },
+    batch: BATCH, memory, optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 },
   });
   try {
     const [c, h, w] = CONFIG.inputShape;
@@ -114,6 +114,30 @@ test('a table of non-default choices trains with the same losses (rel 1e-5) and 
   } finally {
     for (const r of [plain, tuned]) { r.session.destroy(); r.model.close(); }
   }
+});
+
+test('under recompute (convs without the fused BN→ReLU) the tuned table also trains as the defaults do (same tolerances)', async () => {
+  const gpu = await testGpu();
+  const table = alternativeTable(gpu, 'recompute');
+  assert.ok([...table.sites.values()].length === 0 && table.size > 0);
+  const plain = await oneStep(gpu, undefined, 'recompute');
+  const tuned = await oneStep(gpu, table, 'recompute');
+  try {
+    assert.ok(Math.abs(tuned.loss - plain.loss) <= 1e-5 * Math.abs(plain.loss), `loss ${tuned.loss} vs ${plain.loss}`);
+    assert.ok(Math.abs(tuned.second - plain.second) <= 1e-5 * Math.abs(plain.second), `second loss ${tuned.second} vs ${plain.second}`);
+    for (const [name, g] of plain.gradients) assertClose(tuned.gradients.get(name)!, g, { atol: 2e-5, rtol: 1e-3 }, name);
+    assert.is(table.sites.size, table.size, 'every entry was asked for by the recompute graph');
+  } finally {
+    for (const r of [plain, tuned]) { r.session.destroy(); r.model.close(); }
+  }
+});
+
+test('no site is started after the budget: with none, every site is skipped and nothing is timed', async () => {
+  const gpu = await testGpu();
+  const report = await tuneTargets(gpu, [target], { reps: 1, budgetSeconds: 0 });
+  assert.is(report.results.length, 0);
+  assert.is(report.skipped.length, report.sites);
+  assert.ok(report.sites > 10);
 });
 
 const entry = (kernel: string, key: string, choice: TuningChoice): TuningCacheEntry =>
@@ -198,7 +222,8 @@ test('`tune` times candidates within its budget, prints each pick against the de
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /tuning on .*\((software|integrated|discrete|unknown), driver/);
   assert.match(r.stdout, /\[1\/\d+\] conv2d\.forward x3x4x16x16 w\d+x3x3x3 s1 p1: (default kept|.* ms vs default [\d.]+ ms)/);
-  assert.match(r.stdout, /densenet-bc-tiny batch 4 fused: \d+ distinct kernel shapes, [1-9]\d* tuned .* skipped \(--budget 2 s ran out.*tuning took [\d.]+ s/);
+  // Whether the budget runs out depends on how warm the driver's shader cache is: both forms are right.
+  assert.match(r.stdout, /densenet-bc-tiny batch 4 fused: \d+ distinct kernel shapes, [1-9]\d* tuned \(\d+ not the default\)(, \d+ skipped \(--budget 2 s ran out; they keep the default\))?; 1 reps, median, .* timing; tuning took [\d.]+ s/);
   const path = /cache: (.*\.json)/.exec(r.stdout)![1];
   tunedPath = path;
   assert.ok(path.startsWith(join(cacheHome, 'densenet-wgsl')), path);
