@@ -65,7 +65,8 @@ function benchTuneTargets(name: string, flags: ParsedFlags) {
   const split = (v: unknown, fallback: string) => String(v ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
   if (name === 'train') {
     const models = split(flags.models, 'densenet-bc-40-12,densenet-bc-100-12');
-    return models.flatMap((m) => split(flags.batches, '16,64').map((b) => tuneTarget(m, Number(b), 'fused', true)));
+    // fused convs load through the BN→ReLU transform; recompute's (and naive's, shared's) do not: other programs, other sites.
+    return models.flatMap((m) => split(flags.batches, '16,64').flatMap((b) => ['fused', 'recompute'].map((s) => tuneTarget(m, Number(b), s, true))));
   }
   if (name === 'inference') return split(flags.batches, '1,8').map((b) => tuneTarget(flags.model as string, Number(b), flags.memory as string, false));
   return [];

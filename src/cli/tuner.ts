@@ -129,7 +129,14 @@ export async function tuneSite(gpu: Gpu, site: TuningSite, reps: number, deadlin
   try {
     for (const candidate of candidates) {
       if (built.length > 0 && performance.now() > deadline) break;
-      const launches = await buildLaunches(gpu, site, operands, candidate.choice);
+      let launches: Launch[];
+      try {
+        launches = await buildLaunches(gpu, site, operands, candidate.choice);
+      } catch (e) {
+        // An alternative this adapter or shape refuses (a tile above its workgroup limit) is not a candidate; the default must build.
+        if (candidate.choice === undefined) throw e;
+        continue;
+      }
       built.push({ candidate, launches, samples: [] });
       await gpu.run(launches); // warm-up: the driver's compile happens here, untimed
     }
