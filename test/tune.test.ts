@@ -11,6 +11,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyTuning } from '../src/cli/tune.js';
 import { candidatesFor, collectSites, tuneTargets } from '../src/cli/tuner.js';
+import { compareWholeStep } from '../src/cli/tune_verify.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { setTuning, tuningOf, TuningTable, type TuningChoice } from '../src/gpu/tuning.js';
 import { adapterIdentity, loadTuningCache, saveTuningCache, tuningCacheDir, tuningCachePath, type TuningCacheEntry } from '../src/gpu/tuning_cache.js';
@@ -140,6 +141,16 @@ test('no site is started after the budget: with none, every site is skipped and 
   assert.ok(report.sites > 10);
 });
 
+test('the whole-step check sees a table that makes the step slower (lavapipe: the 4×4/64 tile for every filter gradient)', async () => {
+  const gpu = await testGpu();
+  if (gpu.profile.class !== 'software') return; // what is slow on a CPU need not be on a GPU
+  const slow = new TuningTable(collectSites(gpu, target).filter((s) => s.kernel === 'conv2d.backwardFilter')
+    .map((s) => [s.kernel, s.key, { tile: { ...CONV_TILES.small } }]));
+  const check = await compareWholeStep(gpu, target, slow, 3);
+  assert.ok(check.tunedMs > 1.2 * check.defaultMs, `tuned ${check.tunedMs} ms vs default ${check.defaultMs} ms`);
+  assert.is(tuningOf(gpu), undefined, 'the device\'s own table is restored');
+});
+
 const entry = (kernel: string, key: string, choice: TuningChoice): TuningCacheEntry =>
   ({ kernel, key, choice, candidate: 'test', ms: 1, defaultMs: 2, method: 'wall-clock' });
 
@@ -224,6 +235,8 @@ test('`tune` times candidates within its budget, prints each pick against the de
   assert.match(r.stdout, /\[1\/\d+\] conv2d\.forward x3x4x16x16 w\d+x3x3x3 s1 p1: (default kept|.* ms vs default [\d.]+ ms)/);
   // Whether the budget runs out depends on how warm the driver's shader cache is: both forms are right.
   assert.match(r.stdout, /densenet-bc-tiny batch 4 fused: \d+ distinct kernel shapes, [1-9]\d* tuned \(\d+ not the default\)(, \d+ skipped \(--budget 2 s ran out; they keep the default\))?; 1 reps, median, .* timing; tuning took [\d.]+ s/);
+  // Where a winner is not the default, the whole step is compared with and without the choices.
+  if (!/\(0 not the default\)/.test(r.stdout)) assert.match(r.stdout, /whole step of densenet-bc-tiny batch 4 fused \(training\): tuned [\d.]+ ms vs default [\d.]+ ms/);
   const path = /cache: (.*\.json)/.exec(r.stdout)![1];
   tunedPath = path;
   assert.ok(path.startsWith(join(cacheHome, 'densenet-wgsl')), path);

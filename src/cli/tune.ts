@@ -3,12 +3,13 @@
 // so every graph built on it consults the table (no entry: the kernel's default).
 
 import { openDevice, type Gpu, type OpenDeviceOptions } from '../gpu/device.js';
-import { setTuning } from '../gpu/tuning.js';
+import { setTuning, TuningTable } from '../gpu/tuning.js';
 import { adapterIdentity, loadTuningCache, saveTuningCache } from '../gpu/tuning_cache.js';
 import { checkStrategy, type MemoryStrategy } from '../models/densenet_graph.js';
 import { baseModelConfig } from '../train/trainer.js';
 import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { cacheEntries, formatSiteResult, tuneTargets, type TuneTarget } from './tuner.js';
+import { compareWholeStep } from './tune_verify.js';
 
 /** Flags of train, eval, predict, features and the bench commands. */
 export const TUNE_FLAGS: FlagSpec[] = [
@@ -35,22 +36,39 @@ function positive(flags: ParsedFlags, name: string, whole: boolean): number {
   return v;
 }
 
-/** Tunes `targets` on `gpu`, prints the choices, merges them into the adapter's cache; returns the cache path. */
-async function tuneAndSave(gpu: Gpu, targets: TuneTarget[], o: { reps: number; budgetSeconds: number }, log: (line: string) => void): Promise<void> {
+/**
+ * Tunes `targets` on `gpu`, prints the choices, checks the whole step of the first target with
+ * them against the defaults (slower: the defaults are kept), merges the winners into the adapter's
+ * cache and returns them as a table.
+ */
+async function tuneAndSave(gpu: Gpu, targets: TuneTarget[], o: { reps: number; budgetSeconds: number }, log: (line: string) => void): Promise<TuningTable> {
   const p = gpu.profile;
   const software = p.class === 'software' ? ' — a software adapter: the CPU emulates the GPU, and these ratios say little about a real GPU' : '';
   log(`tuning on ${p.name} (${p.class}, driver "${p.driver}", backend ${p.backend})${software}`);
-  const what = targets.map((t) => `${t.config.name} batch ${t.batch} ${t.memory}${t.training ? '' : ' inference'}`).join(', ');
+  const describe = (t: TuneTarget) => `${t.config.name} batch ${t.batch} ${t.memory}${t.training ? '' : ' inference'}`;
   const report = await tuneTargets(gpu, targets, {
     ...o, onSite: (r, k, n) => log(`[${k}/${n}] ${formatSiteResult(r)}`),
   });
-  const changed = report.results.filter((r) => r.winner.candidate.choice !== undefined).length;
-  const timing = report.results[0]?.method ?? (gpu.hasTimestamps ? 'timestamp-query' : 'wall-clock');
-  log(`${what}: ${report.sites} distinct kernel shapes, ${report.results.length} tuned (${changed} not the default)` +
+  let results = report.results;
+  const changed = results.filter((r) => r.winner.candidate.choice !== undefined).length;
+  const timing = results[0]?.method ?? (gpu.hasTimestamps ? 'timestamp-query' : 'wall-clock');
+  log(`${targets.map(describe).join(', ')}: ${report.sites} distinct kernel shapes, ${results.length} tuned (${changed} not the default)` +
     `${report.skipped.length ? `, ${report.skipped.length} skipped (--budget ${o.budgetSeconds} s ran out; they keep the default)` : ''}; ` +
     `${o.reps} reps, median, ${timing} timing; tuning took ${report.seconds.toFixed(1)} s`);
-  const path = await saveTuningCache(adapterIdentity(p), cacheEntries(report.results));
+  if (changed > 0) {
+    const started = performance.now();
+    const fresh = new TuningTable(cacheEntries(results).map((e) => [e.kernel, e.key, e.choice]));
+    const check = await compareWholeStep(gpu, targets[0], fresh, Math.max(5, o.reps));
+    const slower = check.tunedMs > check.defaultMs;
+    log(`whole step of ${describe(targets[0])}${targets[0].training ? ' (training)' : ''}: tuned ${check.tunedMs.toFixed(2)} ms vs default ` +
+      `${check.defaultMs.toFixed(2)} ms (${(check.tunedMs / check.defaultMs).toFixed(2)}×, median of ${check.steps} interleaved steps, ` +
+      `${((performance.now() - started) / 1000).toFixed(1)} s)` + (slower ? '; slower with the tuned choices, so the defaults are kept' : ''));
+    if (slower) results = results.map((r) => ({ ...r, winner: r.timed[0] }));
+  }
+  const entries = cacheEntries(results);
+  const path = await saveTuningCache(adapterIdentity(p), entries);
   log(`cache: ${path}`);
+  return new TuningTable(entries.map((e) => [e.kernel, e.key, e.choice]));
 }
 
 /**
@@ -58,16 +76,16 @@ async function tuneAndSave(gpu: Gpu, targets: TuneTarget[], o: { reps: number; b
  * then reads this adapter's cache unless --no-tune-cache (with both, only the fresh results count).
  */
 export async function applyTuning(gpu: Gpu, flags: ParsedFlags, targets: () => TuneTarget[], log: (line: string) => void = console.error): Promise<void> {
-  const identity = adapterIdentity(gpu.profile);
+  let fresh: TuningTable | undefined;
   if (flags.tune) {
     const list = targets();
     if (list.length === 0) throw new UsageError('--tune: this command names no model to tune for; run `densenet-wgsl tune --model M --batch B`');
-    await tuneAndSave(gpu, list, RUN_TUNE, log);
+    fresh = await tuneAndSave(gpu, list, RUN_TUNE, log);
   }
-  if (flags['no-tune-cache'] && !flags.tune) { setTuning(gpu, undefined); return; }
-  const loaded = await loadTuningCache(identity, { warn: log });
-  setTuning(gpu, loaded?.table);
-  if (loaded) log(`tune cache: ${loaded.table.size} launch choices for this adapter from ${loaded.path}${flags['no-tune-cache'] ? ' (just tuned)' : ''}`);
+  if (flags['no-tune-cache']) { setTuning(gpu, fresh); return; }
+  const loaded = await loadTuningCache(adapterIdentity(gpu.profile), { warn: log });
+  setTuning(gpu, loaded?.table ?? fresh);
+  if (loaded) log(`tune cache: ${loaded.table.size} launch choices for this adapter from ${loaded.path}`);
 }
 
 /** The adapter flags' device options, plus the tuning table attached as the device opens. */
