@@ -5,7 +5,7 @@
 import { batchNormAffine, batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
 import { convSite, type TunedKernel } from '../../gpu/tuning.js';
 import {
-  conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, type ConvTile, type InputAffineRelu,
+  chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, type ConvTile, type InputAffineRelu,
 } from '../../kernels/conv2d.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
@@ -34,7 +34,8 @@ function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value
   const dw = gb.contribute(t.w);
   if (dw) {
     const tile = tunedTile(g, 'conv2d.backwardFilter', t.x, t.w, t, !!t.transform);
-    const elements = conv2dBackwardFilterWorkspaceElements(t.w.shape, tile);
+    // Sized by the tile the kernel will use (the tuned one, else its default), so a default that splits is planned too.
+    const elements = conv2dBackwardFilterWorkspaceElements(t.w.shape, tile ?? chooseConvTile('backwardFilter', t.x.shape, t.w.shape, { stride, padding }));
     const workspace = elements > 0 ? g.tensor(`${name}.backwardFilter.workspace`, [elements], 'workspace') : undefined;
     g.add({
       name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad, ...(workspace ? [workspace] : [])],
