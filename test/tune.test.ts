@@ -249,7 +249,7 @@ test('`tune` times candidates within its budget, prints each pick against the de
   assert.match(bad.stderr, /tune: --model is required/);
 });
 
-test('train reads the adapter\'s cache: a corrupt one is reported once and the run trains on the defaults; --no-tune-cache does not read it', () => {
+test('train reads the adapter\'s cache: a corrupt one is reported once and the run trains on the defaults; --no-tune-cache does not read it; --tune rewrites it', () => {
   assert.ok(tunedPath, 'the previous test wrote the cache');
   writeFileSync(tunedPath, '{"format": "densenet-wgsl-tuning", "entries": [');
   const args = ['train', '--model', 'digits-tiny', '--limit', '16', '--batch', '8', '--epochs', '1'];
@@ -260,6 +260,12 @@ test('train reads the adapter\'s cache: a corrupt one is reported once and the r
   const ignored = cli([...args, '--no-tune-cache', '--out', join(cacheHome, 'run-b')]);
   assert.is(ignored.status, 0, ignored.stderr);
   assert.not.match(ignored.stderr, /tune cache/);
+  // --tune tunes this run's model and batch first and replaces the corrupt file with a good one, which the run then uses.
+  const tuned = cli([...args, '--tune', '--out', join(cacheHome, 'run-c')]);
+  assert.is(tuned.status, 0, tuned.stderr);
+  assert.match(tuned.stderr, /tuning on .*\n[\s\S]*digits-tiny batch 8 fused: \d+ distinct kernel shapes, \d+ tuned[\s\S]*cache: /);
+  assert.match(tuned.stderr, /tune cache: \d+ launch choices for this adapter/);
+  assert.is(JSON.parse(readFileSync(tunedPath, 'utf8')).format, 'densenet-wgsl-tuning');
   for (const command of ['train', 'eval', 'predict', 'features', 'bench train', 'bench inference']) {
     const help = cli([...command.split(' '), '--help']);
     assert.match(help.stdout, /--tune .*--no-tune-cache/s, command);
