@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BenchCommand, BenchEntry } from '../base/bench_entry.js';
-import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { TUNE_FLAGS, tunedAdapterOptions, tuneTarget } from './tune.js';
 
 /** dist/bench.js beside this bundle (dist/cli.js). */
 const BENCH_BUNDLE = new URL('./bench.js', import.meta.url);
@@ -59,14 +60,26 @@ const BENCH_FLAGS: Record<BenchCommand, { summary: string; flags: FlagSpec[] }> 
   },
 };
 
+/** What `--tune` tunes for: bench train's models × batches (training), bench inference's model × batches; nothing for the others. */
+function benchTuneTargets(name: string, flags: ParsedFlags) {
+  const split = (v: unknown, fallback: string) => String(v ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+  if (name === 'train') {
+    const models = split(flags.models, 'densenet-bc-40-12,densenet-bc-100-12');
+    // fused convs load through the BN→ReLU transform; recompute's (and naive's, shared's) do not: other programs, other sites.
+    return models.flatMap((m) => split(flags.batches, '16,64').flatMap((b) => ['fused', 'recompute'].map((s) => tuneTarget(m, Number(b), s, true))));
+  }
+  if (name === 'inference') return split(flags.batches, '1,8').map((b) => tuneTarget(flags.model as string, Number(b), flags.memory as string, false));
+  return [];
+}
+
 /** The CLI's command table entries `bench ops`, `bench train`, `bench memory`, `bench inference`. */
 export const BENCH_COMMANDS = Object.fromEntries(Object.entries(BENCH_FLAGS).map(([name, c]) => [`bench ${name}`, {
   summary: c.summary,
-  flags: [...ADAPTER_FLAGS, ...c.flags],
+  flags: [...ADAPTER_FLAGS, ...TUNE_FLAGS, ...c.flags],
   run: async (flags: Record<string, unknown>) => {
     const bench = await loadBench();
     await bench.runBenchCommand(name as BenchCommand, flags as ParsedFlags, {
-      device: adapterOptions(flags as ParsedFlags), commandLine: `densenet-wgsl ${process.argv.slice(2).join(' ')}`,
+      device: tunedAdapterOptions(flags as ParsedFlags, () => benchTuneTargets(name, flags as ParsedFlags)), commandLine: `densenet-wgsl ${process.argv.slice(2).join(' ')}`,
     });
   },
 }]));

@@ -21,7 +21,8 @@ import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
 import { configFromWeights, exportTorchvisionWeights, loadTorchvisionWeights, WeightsError, type LoadReport } from '../io/torchvision.js';
-import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { TUNE_FLAGS, tunedAdapterOptions } from './tune.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
 import { runPredict } from './train.js';
 
@@ -144,6 +145,7 @@ export const PREDICT_FLAGS: FlagSpec[] = [
   { name: 'batch', type: 'number', help: 'with --weights: images per GPU run', default: 8 },
   { name: 'top', type: 'number', help: 'with --weights: classes shown per image', default: 5 },
   ...ADAPTER_FLAGS,
+  ...TUNE_FLAGS,
 ];
 
 export const FEATURES_FLAGS: FlagSpec[] = [
@@ -153,6 +155,7 @@ export const FEATURES_FLAGS: FlagSpec[] = [
   { name: 'overwrite', type: 'boolean', help: 'replace an existing --out file' },
   { name: 'batch', type: 'number', help: 'images per GPU run', default: 8 },
   ...ADAPTER_FLAGS,
+  ...TUNE_FLAGS,
 ];
 
 export const EXPORT_FLAGS: FlagSpec[] = [
@@ -210,10 +213,14 @@ function statsLine(s: RunStats): string {
     (converted ? `; weights converted to float32: ${converted}` : '');
 }
 
-/** Runs `f` on `device` if given (left open), else on a device opened from the adapter flags and closed after. */
-async function withGpu<T>(flags: ParsedFlags, device: Gpu | undefined, f: (gpu: Gpu) => Promise<T>): Promise<T> {
+/**
+ * Runs `f` on `device` if given (left open), else on a device opened from the adapter flags (with
+ * the tuning table; --tune tunes `config`'s inference graph at the batch used) and closed after.
+ */
+async function withGpu<T>(flags: ParsedFlags, device: Gpu | undefined, config: DenseNetConfig, files: number, f: (gpu: Gpu) => Promise<T>): Promise<T> {
   if (device) return f(device);
-  const gpu = await openDevice(adapterOptions(flags));
+  const batch = Math.max(1, Math.min(Number(flags.batch ?? 8), files));
+  const gpu = await openDevice(tunedAdapterOptions(flags, () => [{ config, batch, memory: 'fused', training: false }]));
   try { return await f(gpu); } finally { gpu.close(); }
 }
 
@@ -222,7 +229,7 @@ export async function runImagenetPredict(flags: ParsedFlags, files: string[], lo
   if (!Number.isInteger(top) || top < 1) throw new UsageError(`predict: --top must be a whole number >= 1, got ${top}`);
   if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG or JPEG)');
   const { config, contents, weights } = await modelAndWeights(flags, 'predict');
-  await withGpu(flags, device, async (gpu) => {
+  await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} (input [${config.inputShape.join(', ')}], ${config.classes} classes) with ${weights}`);
     const { predictions, stats } = await asUsage('predict', () => predictImagenet({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number, top }));
     for (const p of predictions) log(`${p.file}: ${p.top.map((t) => `${t.name} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
@@ -237,7 +244,7 @@ export async function runFeatures(flags: ParsedFlags, files: string[], log: (lin
   const kind = extname(out).toLowerCase();
   if (files.length === 0) throw new UsageError('features: give one or more image files (PNG or JPEG)');
   const { config, contents, weights } = await modelAndWeights(flags, 'features');
-  await withGpu(flags, device, async (gpu) => {
+  await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} as a feature extractor with ${weights}`);
     const { features, dims, stats } = await asUsage('features', () => extractImagenetFeatures({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number }));
     if (kind === '.npy') {

@@ -5,6 +5,7 @@ import { reportError } from './errors.js';
 import { runInfo } from './info.js';
 import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
 import { EVAL_FLAGS, runEval, runTrain, TRAIN_FLAGS } from './train.js';
+import { runTune, TUNE_COMMAND_FLAGS } from './tune.js';
 import type { ParsedFlags } from './args.js';
 
 interface Command {
@@ -42,6 +43,11 @@ const commands: Record<string, Command> = {
     summary: 'write a checkpoint\'s weights as torchvision-named safetensors (PyTorch load_state_dict)',
     flags: EXPORT_FLAGS,
     run: (flags) => runExport(flags as ParsedFlags),
+  },
+  tune: {
+    summary: 'time candidate launch choices (conv tiles, split-K, pool blocks) for every kernel shape of a model on this adapter; cache the winners',
+    flags: TUNE_COMMAND_FLAGS,
+    run: (flags) => runTune(flags as ParsedFlags),
   },
   info: {
     summary: 'print the WebGPU adapter and run a GPU smoke check',

@@ -14,7 +14,8 @@ import { evaluate, formatConfusion } from '../train/evaluate.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
 import type { DatasetName, TrainOptions } from '../train/options.js';
 import { CHECKPOINT_FORMAT, train, TrainingStopped } from '../train/trainer.js';
-import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { TUNE_FLAGS, tunedAdapterOptions, tuneTarget } from './tune.js';
 
 /** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR follows the paper. */
 export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 6, cifar10: 300, cifar100: 300 };
@@ -41,6 +42,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'resume', type: 'string', help: "checkpoint to continue from, with its options; may change --epochs --lr --schedule --momentum --no-nesterov --weight-decay --memory --augment/--no-augment --data-dir --out" },
   { name: 'limit', type: 'number', help: 'use only this many training images, and a proportional share of the test images (quick runs)' },
   ...ADAPTER_FLAGS,
+  ...TUNE_FLAGS,
 ];
 
 export function trainOptionsFromFlags(flags: ParsedFlags): TrainOptions {
@@ -111,7 +113,8 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
     }
   }
   try {
-    const summary = await train(options, adapterOptions(flags));
+    const tuneFor = options;
+    const summary = await train(options, tunedAdapterOptions(flags, () => [tuneTarget(tuneFor.model, tuneFor.batch, tuneFor.memory, true)]));
     const pct = (x: number | null) => (x === null ? 'none' : `${(100 * x).toFixed(2)}%`);
     const accuracy = summary.testAccuracy === null ? 'no epoch finished, nothing evaluated' : `test accuracy ${pct(summary.testAccuracy)} (best ${pct(summary.bestTestAccuracy)})`;
     // Name only the files that exist: an interrupted first epoch has no plot and no best checkpoint.
@@ -127,11 +130,12 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
   }
 }
 
-async function modelFromCheckpoint(path: string, flags: ParsedFlags) {
+/** The checkpoint's model on a device opened from the flags; `batch`: what --tune tunes the inference graph for. */
+async function modelFromCheckpoint(path: string, flags: ParsedFlags, batch: number) {
   const checkpoint = await readCheckpoint(path);
   if (checkpoint.header.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path} is not a densenet-wgsl training checkpoint`);
   const config = checkpoint.header.config as DenseNetConfig;
-  const gpu = await openDevice(adapterOptions(flags));
+  const gpu = await openDevice(tunedAdapterOptions(flags, () => [{ config, batch, memory: 'fused', training: false }]));
   const model = DenseNetModel.create(gpu, config, 0);
   try {
     model.writeParameters(new Map([...checkpoint.tensors].filter(([n]) => !n.startsWith('optimizer.'))));
@@ -147,12 +151,13 @@ export const EVAL_FLAGS: FlagSpec[] = [
   { name: 'data-dir', type: 'string', help: 'CIFAR directory (default: the one the checkpoint was trained with)' },
   { name: 'batch', type: 'number', help: 'batch size', default: 64 },
   ...ADAPTER_FLAGS,
+  ...TUNE_FLAGS,
 ];
 
 export async function runEval(flags: ParsedFlags): Promise<void> {
   const path = flags.checkpoint as string | undefined;
   if (!path) throw new UsageError('eval: --checkpoint FILE is required');
-  const { gpu, model, header } = await modelFromCheckpoint(path, flags);
+  const { gpu, model, header } = await modelFromCheckpoint(path, flags, flags.batch as number);
   const options = header.options as TrainOptions;
   try {
     const data = await loadDataset(options.dataset, { dataDir: (flags['data-dir'] as string | undefined) ?? options.dataDir, seed: options.seed, limit: options.limit });
@@ -178,7 +183,7 @@ export async function runPredict(flags: ParsedFlags, files: string[]): Promise<v
   if (!path) throw new UsageError('predict: --checkpoint FILE is required');
   if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG or JPEG)');
   const decoded = await Promise.all(files.map((f) => decodeImageFile(f)));
-  const { gpu, model, header, config } = await modelFromCheckpoint(path, flags);
+  const { gpu, model, header, config } = await modelFromCheckpoint(path, flags, files.length);
   try {
     const [c, h, w] = config.inputShape;
     const mean = header.mean as number[];

@@ -29,6 +29,8 @@ export interface OpenDeviceOptions {
   verbose?: boolean;
   /** Default progress reporter of every graph compiled on this device (Executable.create). */
   onCompile?: CompileProgress;
+  /** Run on the new device before openDevice returns (the CLI attaches the tuning table here); if it throws, the device is closed. */
+  afterOpen?: (gpu: Gpu) => Promise<void>;
 }
 
 /** The adapter as the engine sees it; one type with the profile (gpu.adapter and gpu.profile are the same object). */
@@ -222,6 +224,14 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   });
   const gpu = new Gpu(device, adapterProfile(adapter, device, backend, capBytes), instance);
   gpu.onCompile = options.onCompile;
+  if (options.afterOpen) {
+    try {
+      await options.afterOpen(gpu);
+    } catch (e) {
+      gpu.close();
+      throw e;
+    }
+  }
   return gpu;
 }
 

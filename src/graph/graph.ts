@@ -5,6 +5,7 @@
 import type { MemoryCategory } from '../gpu/arena.js';
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
+import type { TuningTable } from '../gpu/tuning.js';
 import { fmt, sizeOf, type TensorRef } from '../kernels/tensor.js';
 import type { GradientBuilder } from './autograd.js';
 import type { KernelClass } from '../gpu/profile.js';
@@ -75,6 +76,8 @@ export class Graph {
   readonly storages: Storage[] = [];
   readonly values: Value[] = [];
   readonly ops: Op[] = [];
+  /** Launch choices by kernel and shape the ops consult as they are added (none: every kernel's default). */
+  tuning: TuningTable | undefined;
   private phase: Phase = 'forward';
 
   storage(name: string, elements: number, category: MemoryCategory, persistent = false): Storage {

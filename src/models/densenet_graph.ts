@@ -13,6 +13,7 @@ import { Graph, GraphError, type Value } from '../graph/graph.js';
 import { bnRelu, conv, fusedBnReluConv, recomputedBnReluConv, type BatchNormOperands } from '../graph/ops/conv.js';
 import { avgPool2x2, bnRunningUpdate, bnStatistics, copyInto, dropout, globalAvgPool, linear, maxPool3x3, softmaxCrossEntropyLoss } from '../graph/ops/layers.js';
 import { optimizerStep, type OptimizerConfig } from '../graph/ops/optimizer.js';
+import type { TuningTable } from '../gpu/tuning.js';
 import type { TensorRef } from '../kernels/tensor.js';
 import type { ArchitectureSpec, BatchNormSpec, ConvSpec, DropoutSpec } from './architecture.js';
 import type { KernelClass } from '../gpu/profile.js';
@@ -35,6 +36,8 @@ export interface GraphOptions {
   optimizer?: OptimizerConfig;
   /** Kernel variants to build (default the software ones; sessions pass the adapter's, kernelClass()). */
   kernels?: KernelClass;
+  /** Launch choices by kernel and shape (the autotuner's); absent: every kernel's default. */
+  tuning?: TuningTable;
 }
 
 export interface DenseNetGraph {
@@ -80,6 +83,7 @@ class Builder {
   constructor(private readonly arch: ArchitectureSpec, private readonly layout: ParameterLayout, private readonly o: GraphOptions) {
     this.N = o.batch;
     this.g = new Graph(o.kernels ?? 'software');
+    this.g.tuning = o.tuning;
     this.trainableStore = this.g.externalStorage('parameters', layout.trainable, 'parameters');
     this.runningStore = this.g.externalStorage('running-statistics', layout.running, 'parameters');
     this.trainableAll = this.g.view(this.trainableStore, 'parameters', layout.trainable.shape, 0, true);

@@ -2,6 +2,7 @@
 // planned and compiled once. A training step writes the batch, records forward, loss, backward
 // and the optimizer update as one command buffer, and reads back two numbers (loss, correct).
 
+import { tuningOf } from '../gpu/tuning.js';
 import type { CompileProgress } from '../gpu/warmup.js';
 import { Executable } from '../graph/executor.js';
 import type { OptimizerConfig } from '../graph/ops/optimizer.js';
@@ -60,7 +61,10 @@ export class TrainingSession {
   private constructor(readonly model: DenseNetModel, readonly built: DenseNetGraph, readonly executable: Executable, readonly options: TrainingSessionOptions) {}
 
   static async create(model: DenseNetModel, options: TrainingSessionOptions): Promise<TrainingSession> {
-    const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer, kernels: options.kernels ?? kernelClass(model.gpu) });
+    const built = buildDenseNetGraph(model.arch, model.layout, {
+      batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer,
+      kernels: options.kernels ?? kernelClass(model.gpu), tuning: tuningOf(model.gpu),
+    });
     const executable = await Executable.create(model.gpu, built.graph, `train.${options.memory}`, { onCompile: options.onCompile, precompile: options.precompile });
     return new TrainingSession(model, built, executable, options);
   }
@@ -135,7 +139,9 @@ export class InferenceSession {
   private constructor(readonly model: DenseNetModel, readonly built: DenseNetGraph, readonly executable: Executable, readonly batch: number) {}
 
   static async create(model: DenseNetModel, options: { batch: number; memory?: MemoryStrategy; onCompile?: CompileProgress; precompile?: boolean; kernels?: KernelClass }): Promise<InferenceSession> {
-    const built = buildDenseNetGraph(model.arch, model.layout, { batch: options.batch, strategy: options.memory ?? 'fused', training: false, kernels: options.kernels ?? kernelClass(model.gpu) });
+    const built = buildDenseNetGraph(model.arch, model.layout, {
+      batch: options.batch, strategy: options.memory ?? 'fused', training: false, kernels: options.kernels ?? kernelClass(model.gpu), tuning: tuningOf(model.gpu),
+    });
     const executable = await Executable.create(model.gpu, built.graph, 'inference', { onCompile: options.onCompile, precompile: options.precompile });
     return new InferenceSession(model, built, executable, options.batch);
   }

@@ -3,30 +3,57 @@
 // `recompute` it is written to one buffer shared by all layers and recomputed in backward.
 
 import { batchNormAffine, batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
-import { conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvVariant, type InputAffineRelu } from '../../kernels/conv2d.js';
+import { convSite, type TunedKernel } from '../../gpu/tuning.js';
+import {
+  chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, type ConvTile, type ConvVariant,
+  type InputAffineRelu,
+} from '../../kernels/conv2d.js';
 import { splitReduction } from './layers.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
 
 export interface ConvGeometry { stride: number; padding: number }
 
-/** The conv GEMM (forward, input gradient): register tiles on software adapters, workgroup-memory tiles on GPUs. */
-function gemmVariant(g: Graph): { variant: ConvVariant } {
-  return { variant: g.kernels === 'software' ? 'register' : 'workgroup' };
+/**
+ * The conv GEMM (forward, input gradient): register tiles (tuned where the table says) on software
+ * adapters, workgroup-memory tiles on GPUs (their tiles are not tuned yet, so the table is not asked).
+ */
+function gemmOptions(g: Graph, kernel: TunedKernel, x: Value, w: Value, t: ConvGeometry, transform: boolean): { variant: ConvVariant; tile?: ConvTile } {
+  if (g.kernels !== 'software') return { variant: 'workgroup' };
+  return { variant: 'register', tile: tunedTile(g, kernel, x, w, t, transform) };
 }
 
 /** Batch-norm operands: `mean`/`variance` are batch statistics in training, running statistics in inference. */
 export interface BatchNormOperands { mean: Value; variance: Value; gamma: Value; beta: Value; eps: number }
 
-/** Emits the filter gradient; returns the output gradient for the caller's input-gradient ops. */
+/**
+ * The graph's tuning-table tile for this conv (undefined: the kernel's default). `x` is the
+ * forward input (backward-input's dx), `w` the weights.
+ */
+function tunedTile(g: Graph, kernel: TunedKernel, x: Value, w: Value, t: ConvGeometry, transform: boolean): ConvTile | undefined {
+  return g.tuning?.choose(convSite(kernel, x.shape, w.shape, t.stride, t.padding, transform))?.tile;
+}
+
+/**
+ * Emits the filter gradient; returns the output gradient for the caller's input-gradient ops. A
+ * tuned tile that splits the reduction (split-K) gets its workspace as a planned 'workspace'
+ * tensor written by this op alone, so the planner shares its bytes with every other transient.
+ */
 function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value; w: Value; y: Value; transform?: TransformValues } & ConvGeometry): Value {
   const { stride, padding } = t;
   const dy = gb.grad(t.y)!;
   const dw = gb.contribute(t.w);
   if (dw) {
+    const tile = tunedTile(g, 'conv2d.backwardFilter', t.x, t.w, t, !!t.transform);
+    // Sized by the tile the kernel will use (the tuned one, else its default), so a default that splits is planned too.
+    const elements = conv2dBackwardFilterWorkspaceElements(t.w.shape, tile ?? chooseConvTile('backwardFilter', t.x.shape, t.w.shape, { stride, padding }));
+    const workspace = elements > 0 ? g.tensor(`${name}.backwardFilter.workspace`, [elements], 'workspace') : undefined;
     g.add({
-      name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad],
-      build: (c) => conv2dBackwardFilter(c.gpu, { x: c.ref(t.x), dy: c.ref(dy), dw: c.ref(dw.grad), inputTransform: transformRefs(c, t.transform), stride, padding }),
+      name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad, ...(workspace ? [workspace] : [])],
+      build: (c) => conv2dBackwardFilter(c.gpu, {
+        x: c.ref(t.x), dy: c.ref(dy), dw: c.ref(dw.grad), inputTransform: transformRefs(c, t.transform), stride, padding,
+        tile, workspace: workspace && c.ref(workspace),
+      }),
     });
   }
   return dy;
@@ -86,9 +113,10 @@ export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value;
     build: (c) => batchNormAffine(c.gpu, { ...bnRefs(c, t), scale: c.ref(transform.scale), shift: c.ref(transform.shift) }),
   });
   const { stride, padding } = t;
+  const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, true);
   g.add({
     name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { ...gemmVariant(g), x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
+    build: (c) => conv2dForward(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, { ...t, transform });
       const dActivated = inputGradient(g, name, t, dy);
@@ -101,9 +129,10 @@ export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value;
 function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvGeometry, dy: Value): Value {
   const { stride, padding } = t;
   const dActivated = g.tensor(`${name}.dinput`, t.x.shape, 'gradients');
+  const gemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
   g.add({
     name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated],
-    build: (c) => conv2dBackwardInput(c.gpu, { ...gemmVariant(g), dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
+    build: (c) => conv2dBackwardInput(c.gpu, { ...gemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
   });
   return dActivated;
 }
@@ -118,9 +147,10 @@ export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: V
   const normalize = (c: BuildContext) => batchNormForward(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.shared), relu: true });
   const bnReads = [t.x, t.mean, t.variance, t.gamma, t.beta];
   g.add({ name: `${name}.bn`, reads: bnReads, writes: [t.shared], build: normalize });
+  const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
     name, reads: [t.shared, t.w], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { ...gemmVariant(g), x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => conv2dForward(c.gpu, { ...gemm, x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
     backward: (gb) => {
       g.add({ name: `${name}.bn.recompute`, reads: bnReads, writes: [t.shared], build: normalize });
       const dy = convBackward(g, gb, name, { ...t, x: t.shared });
@@ -133,16 +163,18 @@ export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: V
 /** A plain conv; its input gradient flows back to x where x needs one (not for the images). */
 export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value } & ConvGeometry): void {
   const { stride, padding } = t;
+  const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
     name, reads: [t.x, t.w], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { ...gemmVariant(g), x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => conv2dForward(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, t);
       const dx = gb.contribute(t.x);
       if (dx) {
+        const inputGemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
         g.add({
           name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad],
-          build: (c) => conv2dBackwardInput(c.gpu, { ...gemmVariant(g), dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
+          build: (c) => conv2dBackwardInput(c.gpu, { ...inputGemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
         });
       }
     },

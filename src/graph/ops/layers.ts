@@ -12,6 +12,7 @@ import { maxPool3x3Backward, maxPool3x3Forward } from '../../kernels/pool_max.js
 import { deriveSeed } from '../../kernels/random.js';
 import { softmaxCrossEntropy } from '../../kernels/softmax_cross_entropy.js';
 import type { Launch } from '../../gpu/program.js';
+import { poolSite, type TunedKernel } from '../../gpu/tuning.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, StepContext, Value } from '../graph.js';
 
@@ -50,7 +51,7 @@ type UnaryBackward = (c: BuildContext, x: Value, dy: Value, dx: Value, accumulat
  * uniforms of both the forward and the backward launches.
  */
 function unary(g: Graph, name: string, x: Value, y: Value, forward: UnaryKernel, backward: UnaryBackward, backwardReadsX: boolean,
-  onStep?: (launches: Launch[], step: StepContext) => void): void {
+  onStep?: (launches: Launch[], step: StepContext) => void, onBackward?: () => void): void {
   g.add({
     name, reads: [x], writes: [y], onStep,
     build: (c) => forward(c, x, y),
@@ -58,16 +59,23 @@ function unary(g: Graph, name: string, x: Value, y: Value, forward: UnaryKernel,
       const dy = gb.grad(y)!;
       const dx = gb.contribute(x);
       if (!dx) return;
+      onBackward?.();
       g.add({ name: `${name}.backward`, reads: backwardReadsX ? [x, dy] : [dy], writes: [dx.grad], onStep,
         build: (c) => backward(c, x, dy, dx.grad, dx.accumulate) });
     },
   });
 }
 
+/** Blocks per invocation from the graph's tuning table (undefined: the kernel's default for the adapter). */
 export function avgPool2x2(g: Graph, name: string, x: Value, y: Value): void {
+  const tuned = (kernel: TunedKernel) => g.tuning?.choose(poolSite(kernel, x.shape))?.blocksPerInvocation;
+  const forwardBlocks = tuned('avgPool2x2.forward');
+  // The backward's choice is asked for only in a graph with gradients (what the tuner tunes is what the graph runs).
+  let backwardBlocks: number | undefined;
   unary(g, name, x, y,
-    (c, x, y) => avgPool2x2Forward(c.gpu, { x: c.ref(x), y: c.ref(y) }),
-    (c, _x, dy, dx, accumulate) => avgPool2x2Backward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
+    (c, x, y) => avgPool2x2Forward(c.gpu, { x: c.ref(x), y: c.ref(y), blocksPerInvocation: forwardBlocks }),
+    (c, _x, dy, dx, accumulate) => avgPool2x2Backward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate, blocksPerInvocation: backwardBlocks }), false,
+    undefined, () => { backwardBlocks = tuned('avgPool2x2.backward'); });
 }
 
 export function maxPool3x3(g: Graph, name: string, x: Value, y: Value): void {

@@ -1,0 +1,199 @@
+// The autotuner: finds every distinct (kernel, shape) a model's graph asks the tuning table about,
+// times each candidate launch choice for it on standalone buffers of that shape (GPU timestamps
+// where the device has them, else wall time to onSubmittedWorkDone; repetitions interleaved over
+// the candidates; median), and returns the winners as cache entries.
+
+import type { ArenaBuffer } from '../gpu/arena.js';
+import type { Gpu } from '../gpu/device.js';
+import type { Launch } from '../gpu/program.js';
+import { median, timeLaunches } from '../gpu/timing.js';
+import { TuningTable, type TuningChoice, type TuningSite } from '../gpu/tuning.js';
+import type { TuningCacheEntry } from '../gpu/tuning_cache.js';
+import {
+  chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, conv2dOutputSize, CONV_TILES,
+  type ConvTile,
+} from '../kernels/conv2d.js';
+import { avgPool2x2Backward, avgPool2x2Forward, avgPool2x2OutputShape, defaultBlocksPerInvocation } from '../kernels/pool_average.js';
+import { sizeOf, tensor } from '../kernels/tensor.js';
+import type { DenseNetConfig } from '../models/densenet_config.js';
+import { buildDenseNetGraph, type MemoryStrategy } from '../models/densenet_graph.js';
+import { DenseNetModel } from '../models/model.js';
+
+/** What to tune for: the graph a run builds. */
+export interface TuneTarget { config: DenseNetConfig; batch: number; memory: MemoryStrategy; training: boolean }
+
+/** One candidate launch choice; `choice` undefined is the kernel's own default. */
+export interface Candidate { name: string; choice: TuningChoice | undefined }
+
+/**
+ * An alternative must beat the default's median by 10% to be chosen: timings on a shared machine
+ * jitter, and a kernel timed alone on tight buffers gains more than it does inside a step (on
+ * lavapipe, digits-tiny b8, a 3% margin picked 9 alternatives and trained 5–10% slower; 10% picked 6, on par).
+ */
+const MARGIN = 0.9;
+
+/** The distinct sites of the model's graph (built, never compiled: only the ops' table look-ups run). */
+export function collectSites(gpu: Gpu, t: TuneTarget): TuningSite[] {
+  const model = DenseNetModel.create(gpu, t.config, 0);
+  try {
+    const recorder = new TuningTable();
+    const optimizer = t.training ? { kind: 'sgd' as const, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0 } : undefined;
+    buildDenseNetGraph(model.arch, model.layout, { batch: t.batch, strategy: t.memory, training: t.training, optimizer, tuning: recorder });
+    return [...recorder.sites.values()];
+  } finally {
+    model.close();
+  }
+}
+
+const sameTile = (a: ConvTile, b: ConvTile) =>
+  a.rows === b.rows && a.cols === b.cols && a.workgroupSize === b.workgroupSize && (a.unroll ?? 1) === (b.unroll ?? 1) && (a.splits ?? 1) === (b.splits ?? 1);
+
+/**
+ * The candidates for a site, the default first: the named tiles of conv2d_tiles.ts (and, for the
+ * filter gradient, the default tile split 4 ways), or a few blocks-per-invocation for average pool.
+ * Few on purpose: each is a distinct pipeline, compiled for seconds on a software adapter.
+ */
+export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
+  const out: Candidate[] = [{ name: 'default', choice: undefined }];
+  if (site.kernel.startsWith('avgPool2x2')) {
+    const base = defaultBlocksPerInvocation(gpu);
+    for (const b of [1, 2, 4, 8, 16]) if (b !== base) out.push({ name: `blocks=${b}`, choice: { blocksPerInvocation: b } });
+    return out;
+  }
+  const kernel = site.kernel === 'conv2d.forward' ? 'forward' : site.kernel === 'conv2d.backwardInput' ? 'backwardInput' : 'backwardFilter';
+  const base = chooseConvTile(kernel, site.x, site.w!, { stride: site.stride, padding: site.padding });
+  const names = kernel === 'backwardFilter' ? ['filter', 'split', 'small'] : ['default', 'small', 'wide', 'tall'];
+  const tiles: [string, ConvTile][] = names.map((n) => [n, { ...CONV_TILES[n] }]);
+  if (kernel === 'backwardFilter' && site.x[1] * site.x[2] >= 16) tiles.splice(1, 0, ['default-split4', { ...base, splits: 4 }]);
+  for (const [name, tile] of tiles) {
+    if (sameTile(tile, base) || out.some((c) => c.choice?.tile && sameTile(c.choice.tile, tile))) continue;
+    // Named by shape: CONV_TILES' "default" is the default of one shape only, not necessarily this one's.
+    const shape = `${tile.rows}x${tile.cols}/${tile.workgroupSize}${(tile.unroll ?? 1) > 1 ? ` unroll ${tile.unroll}` : ''}${(tile.splits ?? 1) > 1 ? ` split ${tile.splits}` : ''}`;
+    out.push({ name: `${name === 'default' ? 'tile' : name} ${shape}`, choice: { tile } });
+  }
+  return out;
+}
+
+/** Standalone operands of a site's shapes (zero-filled: the timing does not depend on the values). */
+function allocateOperands(gpu: Gpu, site: TuningSite, candidates: Candidate[]) {
+  const buffers: ArenaBuffer[] = [];
+  const make = (name: string, shape: readonly number[]) => {
+    const b = gpu.arena.allocate(`tune.${name}`, 'workspace', Math.max(4, sizeOf(shape) * 4));
+    buffers.push(b);
+    return tensor(b, shape);
+  };
+  const x = make('x', site.x);
+  if (site.kernel.startsWith('avgPool2x2')) return { buffers, x, y: make('y', avgPool2x2OutputShape(site.x as [number, number, number, number])) };
+  const [Cin, N, H, W] = site.x;
+  const [Cout, , KH, KW] = site.w!;
+  const [Ho, Wo] = conv2dOutputSize(H, W, KH, KW, { stride: site.stride, padding: site.padding });
+  const workspace = Math.max(0, ...candidates.map((c) => conv2dBackwardFilterWorkspaceElements(site.w!, c.choice?.tile)));
+  return {
+    buffers, x, w: make('w', site.w!), y: make('y', [Cout, N, Ho, Wo]),
+    transform: site.transform ? { scale: make('scale', [Cin]), shift: make('shift', [Cin]) } : undefined,
+    workspace: workspace > 0 ? make('workspace', [workspace]) : undefined,
+  };
+}
+
+async function buildLaunches(gpu: Gpu, site: TuningSite, o: ReturnType<typeof allocateOperands>, choice: TuningChoice | undefined): Promise<Launch[]> {
+  const conv = { stride: site.stride, padding: site.padding, tile: choice?.tile };
+  const blocksPerInvocation = choice?.blocksPerInvocation;
+  switch (site.kernel) {
+    case 'conv2d.forward': return conv2dForward(gpu, { x: o.x, w: o.w!, y: o.y, inputTransform: o.transform, ...conv });
+    case 'conv2d.backwardInput': return conv2dBackwardInput(gpu, { dy: o.y, w: o.w!, dx: o.x, ...conv });
+    case 'conv2d.backwardFilter': return conv2dBackwardFilter(gpu, { x: o.x, dy: o.y, dw: o.w!, inputTransform: o.transform, workspace: o.workspace, ...conv });
+    case 'avgPool2x2.forward': return avgPool2x2Forward(gpu, { x: o.x, y: o.y, blocksPerInvocation });
+    case 'avgPool2x2.backward': return avgPool2x2Backward(gpu, { dy: o.y, dx: o.x, blocksPerInvocation });
+  }
+}
+
+export interface SiteResult {
+  site: TuningSite;
+  /** Median milliseconds of each candidate timed (the default first). */
+  timed: { candidate: Candidate; ms: number }[];
+  winner: { candidate: Candidate; ms: number };
+  defaultMs: number;
+  method: TuningCacheEntry['method'];
+}
+
+/**
+ * Times a site's candidates: the default always; each alternative only while `deadline`
+ * (performance.now() ms) has not passed. One warm-up run each, then `reps` rounds, each timing
+ * every candidate once (interleaved, so a slow spell of a shared machine hits all alike).
+ */
+export async function tuneSite(gpu: Gpu, site: TuningSite, reps: number, deadline: number): Promise<SiteResult> {
+  const candidates = candidatesFor(gpu, site);
+  const operands = allocateOperands(gpu, site, candidates);
+  const built: { candidate: Candidate; launches: Launch[]; samples: number[] }[] = [];
+  let method: TuningCacheEntry['method'] = 'wall-clock';
+  try {
+    for (const candidate of candidates) {
+      if (built.length > 0 && performance.now() > deadline) break;
+      let launches: Launch[];
+      try {
+        launches = await buildLaunches(gpu, site, operands, candidate.choice);
+      } catch (e) {
+        // An alternative this adapter or shape refuses (a tile above its workgroup limit) is not a candidate; the default must build.
+        if (candidate.choice === undefined) throw e;
+        continue;
+      }
+      built.push({ candidate, launches, samples: [] });
+      await gpu.run(launches); // warm-up: the driver's compile happens here, untimed
+    }
+    for (let r = 0; r < reps; r++) {
+      for (const b of built) {
+        const t = await timeLaunches(gpu, b.launches, 1, 0);
+        b.samples.push(t.samples[0]);
+        method = t.method;
+      }
+    }
+  } finally {
+    for (const b of built) b.launches.forEach((l) => l.destroy());
+    for (const buffer of operands.buffers) gpu.arena.free(buffer);
+  }
+  const timed = built.map((b) => ({ candidate: b.candidate, ms: median(b.samples) }));
+  const defaultMs = timed[0].ms;
+  let winner = timed[0];
+  for (const t of timed.slice(1)) if (t.ms < winner.ms && t.ms < defaultMs * MARGIN) winner = t;
+  return { site, timed, winner, defaultMs, method };
+}
+
+export interface TuneReport { results: SiteResult[]; skipped: TuningSite[]; sites: number; seconds: number }
+
+/** Tunes every distinct site of the targets' graphs within `budgetSeconds` (sites past it are skipped, and reported). */
+export async function tuneTargets(
+  gpu: Gpu, targets: TuneTarget[], o: { reps: number; budgetSeconds: number; onSite?: (r: SiteResult, k: number, n: number) => void },
+): Promise<TuneReport> {
+  const started = performance.now();
+  const deadline = started + o.budgetSeconds * 1000;
+  const sites = new Map<string, TuningSite>();
+  for (const t of targets) for (const s of collectSites(gpu, t)) sites.set(`${s.kernel} ${s.key}`, s);
+  const results: SiteResult[] = [];
+  const skipped: TuningSite[] = [];
+  let k = 0;
+  for (const site of sites.values()) {
+    k++;
+    if (performance.now() > deadline) { skipped.push(site); continue; }
+    const r = await tuneSite(gpu, site, o.reps, deadline);
+    results.push(r);
+    o.onSite?.(r, k, sites.size);
+  }
+  return { results, skipped, sites: sites.size, seconds: (performance.now() - started) / 1000 };
+}
+
+export function cacheEntries(results: SiteResult[]): TuningCacheEntry[] {
+  return results.map((r) => ({
+    kernel: r.site.kernel, key: r.site.key, choice: r.winner.candidate.choice ?? {}, candidate: r.winner.candidate.name,
+    ms: r.winner.ms, defaultMs: r.defaultMs, method: r.method,
+  }));
+}
+
+/** One line per tuned site: the winner against the default. */
+export function formatSiteResult(r: SiteResult): string {
+  const others = r.timed.slice(1).map((t) => `${t.candidate.name} ${t.ms.toFixed(3)}`).join(', ');
+  const ratio = r.defaultMs > 0 ? r.winner.ms / r.defaultMs : 1;
+  const picked = r.winner.candidate.choice === undefined
+    ? `default kept, ${r.defaultMs.toFixed(3)} ms`
+    : `${r.winner.candidate.name} ${r.winner.ms.toFixed(3)} ms vs default ${r.defaultMs.toFixed(3)} ms (${ratio.toFixed(2)}×)`;
+  return `${r.site.kernel} ${r.site.key}: ${picked}${others ? `; alternatives ${others} ms` : '; no alternative timed (budget)'}`;
+}
