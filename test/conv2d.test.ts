@@ -10,25 +10,19 @@ import type { Gpu } from '../src/gpu/device.js';
 import type { Launch } from '../src/gpu/program.js';
 import {
   affineReluReference, chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterReference, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput,
-  conv2dBackwardInputReference, conv2dForward, conv2dNaiveForward, conv2dOutputSize, conv2dReference, CONV_TILES, DEFAULT_CONV_TILE,
-  DEFAULT_FILTER_TILE, type Conv2dParams, type ConvTile,
+  conv2dBackwardInputReference, conv2dForward, conv2dNaiveForward, conv2dReference, CONV_TILES, DEFAULT_CONV_TILE,
+  DEFAULT_FILTER_TILE, type ConvTile,
 } from '../src/kernels/conv2d.js';
 import { channelSlice, ShapeError, tensor } from '../src/kernels/tensor.js';
-import { assertClose, closeTestGpu, randomArray, testGpu, type Tolerance } from './helpers.js';
+import { CONV_TOLERANCE, convShapes, elementCount, SENTINEL, tileName, type ConvCase } from './conv2d_cases.js';
+import { assertClose, closeTestGpu, randomArray, testGpu } from './helpers.js';
 
 const test = suite('conv2d');
 test.after(closeTestGpu);
 
-/**
- * Inputs are uniform in [−1, 1), so an output is a sum of K ≤ 13·49 = 637 (forward, backward-input)
- * or N·Ho·Wo ≤ 3·9·9 = 243 (backward-filter) products of size ≤ 1, |sum| ≲ 20. Float32 summation
- * in any order is then within about √K·2⁻²⁴·Σ|terms| ≈ 25·6e-8·160 ≈ 2.4e-4 in the very worst case
- * and ~1e-5 typically; a wrong tap, offset or bound is off by O(0.1–1). atol 1e-4 + rtol 1e-4.
- */
-const tol: Tolerance = { atol: 1e-4, rtol: 1e-4 };
-const SENTINEL = -777;
+const tol = CONV_TOLERANCE;
 
-interface Case { name: string; Cin: number; Cout: number; N: number; H: number; W: number; KH: number; KW: number; params: Conv2dParams }
+type Case = ConvCase;
 const CASES: Case[] = [
   { name: '3×3 pad 1', Cin: 13, Cout: 5, N: 3, H: 7, W: 7, KH: 3, KW: 3, params: { padding: 1 } },
   { name: '1×1', Cin: 13, Cout: 7, N: 3, H: 7, W: 7, KH: 1, KW: 1, params: {} },
@@ -50,10 +44,7 @@ const FILTER_TILES: (ConvTile | undefined)[] = [undefined, CONV_TILES.filter, CO
  */
 const ALL_TILE_CASES = new Set([0, 2, 5]);
 
-function shapes(c: Case) {
-  const [Ho, Wo] = conv2dOutputSize(c.H, c.W, c.KH, c.KW, c.params);
-  return { x: [c.Cin, c.N, c.H, c.W], w: [c.Cout, c.Cin, c.KH, c.KW], y: [c.Cout, c.N, Ho, Wo] };
-}
+const shapes = convShapes;
 const pairOf = (v: number | [number, number] | undefined): [number, number] => (v === undefined ? [0, 0] : typeof v === 'number' ? [v, v] : v);
 
 /** x [C, N, H, W] with ph zero rows above and below and pw zero columns left and right. */
@@ -66,8 +57,7 @@ function zeroPad(x: ArrayLike<number>, [C, N, H, W]: number[], ph: number, pw: n
   }
   return out;
 }
-const count = (s: number[]) => s.reduce((a, b) => a * b, 1);
-const tileName = (t: ConvTile | undefined) => (t ? JSON.stringify(t) : 'default');
+const count = elementCount;
 
 /** Runs the launches, destroys them, and returns the buffer's contents. */
 async function runAndRead(gpu: Gpu, launches: Launch[], buffer: ArenaBuffer): Promise<Float32Array> {

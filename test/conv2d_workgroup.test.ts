@@ -9,25 +9,19 @@ import type { ArenaBuffer } from '../src/gpu/arena.js';
 import type { Gpu } from '../src/gpu/device.js';
 import type { Launch } from '../src/gpu/program.js';
 import {
-  affineReluReference, conv2dBackwardInput, conv2dBackwardInputReference, conv2dForward, conv2dOutputSize, conv2dReference, CONV_TILES,
-  WORKGROUP_TILES, type Conv2dParams, type WorkgroupTile,
+  affineReluReference, conv2dBackwardInput, conv2dBackwardInputReference, conv2dForward, conv2dReference, CONV_TILES,
+  WORKGROUP_TILES, type WorkgroupTile,
 } from '../src/kernels/conv2d.js';
 import { channelSlice, ShapeError, tensor } from '../src/kernels/tensor.js';
-import { assertClose, closeTestGpu, randomArray, testGpu, type Tolerance } from './helpers.js';
+import { CONV_TOLERANCE, convShapes, elementCount, SENTINEL, tileName, type ConvCase } from './conv2d_cases.js';
+import { assertClose, closeTestGpu, randomArray, testGpu } from './helpers.js';
 
 const test = suite('conv2d_workgroup');
 test.after(closeTestGpu);
 
-/**
- * Inputs uniform in [−1, 1): an output sums K ≤ 37·9 = 333 products of size ≤ 1 (forward) or
- * ≤ 7·49 (backward-input of the stem), |sum| ≲ 20; float32 summation in any order stays within
- * ~2e-4 in the worst case, ~1e-5 typically, while a wrong tap, offset or edge is off by O(0.1–1).
- * The same atol 1e-4 + rtol 1e-4 as conv2d.test.ts.
- */
-const tol: Tolerance = { atol: 1e-4, rtol: 1e-4 };
-const SENTINEL = -777;
+const tol = CONV_TOLERANCE;
 
-interface Case { name: string; Cin: number; Cout: number; N: number; H: number; W: number; KH: number; KW: number; params: Conv2dParams }
+type Case = ConvCase;
 /** Channels not multiples of 4 or of a tile, N·H·W not a multiple of a tile's pixels. */
 const CASES: Case[] = [
   { name: '3×3 pad 1', Cin: 13, Cout: 5, N: 3, H: 7, W: 7, KH: 3, KW: 3, params: { padding: 1 } },
@@ -50,12 +44,8 @@ const MORE_TILES = new Map<number, (WorkgroupTile | undefined)[]>([
   [4, [undefined]],
 ]);
 
-function shapes(c: Case) {
-  const [Ho, Wo] = conv2dOutputSize(c.H, c.W, c.KH, c.KW, c.params);
-  return { x: [c.Cin, c.N, c.H, c.W], w: [c.Cout, c.Cin, c.KH, c.KW], y: [c.Cout, c.N, Ho, Wo] };
-}
-const count = (s: number[]) => s.reduce((a, b) => a * b, 1);
-const tileName = (t: WorkgroupTile | undefined) => (t ? JSON.stringify(t) : 'default');
+const shapes = convShapes;
+const count = elementCount;
 const nanFilled = (n: number) => new Float32Array(n).fill(NaN);
 
 /** Writes `init` into `buffer` (all NaN when absent), runs and destroys the launches, reads `buffer` back. */
