@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { isEpochRecord, isStepRecord, readMetrics, type MetricsRecord } from '../src/train/metrics.js';
-import { readCheckpointHeader } from '../src/train/run_dir.js';
+import { readCheckpointHeader } from '../src/train/checkpoint.js';
 import type { TrainOptions } from '../src/train/options.js';
 import { train, TrainingStopped } from '../src/train/trainer.js';
 

@@ -12,7 +12,7 @@
 // The CRC is always the last 4 bytes, so any damage is caught before the header is trusted.
 
 import { endianness } from 'node:os';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { writeFileAtomic, type AtomicFileSystem } from '../base/atomic_file.js';
 
 // Atomic writes live in src/base (safetensors in src/io uses them too); re-exported for train's other users.
@@ -169,6 +169,30 @@ export async function readCheckpoint(path: string): Promise<CheckpointContents> 
     throw new CheckpointError(`cannot read checkpoint ${path}: ${why}`, { cause: e });
   }
   return parseCheckpoint(bytes, path);
+}
+
+/**
+ * The caller's header of a checkpoint, read from its first bytes only: a description (e.g. of a run
+ * found in an output directory), not a verified read, since readCheckpoint checks the whole file.
+ * Undefined when the file cannot be read or does not start like a checkpoint.
+ */
+export async function readCheckpointHeader(path: string): Promise<Record<string, unknown> | undefined> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    const prefix = new Uint8Array(PREFIX_BYTES);
+    await handle.read(prefix, 0, PREFIX_BYTES, 0);
+    if (new TextDecoder('latin1').decode(prefix.subarray(0, CHECKPOINT_MAGIC.length)) !== CHECKPOINT_MAGIC) return undefined;
+    const length = new DataView(prefix.buffer).getUint32(12, true);
+    if (length > 64 * 2 ** 20) return undefined;
+    const json = new Uint8Array(length);
+    await handle.read(json, 0, length, PREFIX_BYTES);
+    return (decodeHeader(new TextDecoder('utf-8').decode(json)) as Partial<StoredHeader>).header;
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close();
+  }
 }
 
 /** Parses and verifies checkpoint bytes (`name` is used in error messages). */

@@ -4,7 +4,7 @@
 
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { CHECKPOINT_MAGIC } from './checkpoint.js';
+import { readCheckpointHeader } from './checkpoint.js';
 import { rewindMetricsLog } from './metrics.js';
 import { OptionsError, type TrainOptions } from './options.js';
 
@@ -116,29 +116,6 @@ async function describeRun(outDir: string, files: string[]): Promise<string> {
     }
   }
   return 'nothing in it tells which model';
-}
-
-/**
- * The caller's header of a checkpoint, read from its first bytes only (a description, not a
- * verified read: readCheckpoint checks the whole file). undefined when it cannot be read.
- */
-export async function readCheckpointHeader(path: string): Promise<Record<string, unknown> | undefined> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-    const prefix = Buffer.alloc(16);
-    await handle.read(prefix, 0, 16, 0);
-    if (prefix.subarray(0, 8).toString('latin1') !== CHECKPOINT_MAGIC) return undefined;
-    const length = prefix.readUInt32LE(12);
-    if (length > 64 * 2 ** 20) return undefined;
-    const text = Buffer.alloc(length);
-    await handle.read(text, 0, length, 16);
-    return (JSON.parse(text.toString('utf8')) as { header: Record<string, unknown> }).header;
-  } catch {
-    return undefined;
-  } finally {
-    await handle?.close();
-  }
 }
 
 /** The refusal for a run found in --out, naming the run and the three ways on. */
