@@ -33,6 +33,9 @@ export function guardCompile(options: { signal?: AbortSignal; out?: NodeJS.Writa
     end() {
       process.off('SIGINT', onSigint);
       options.signal?.removeEventListener('abort', acknowledge);
+      // The user was told a second Ctrl-C exits now: that stays true while the run winds down after
+      // the compile (without a listener, a Ctrl-C there would kill the process by the signal instead).
+      if (interrupted) process.once('SIGINT', () => exit(130));
     },
   };
 }
