@@ -117,14 +117,14 @@ test('an interrupt during the compile stops the run after it with code 130: no s
   assert.equal(files.filter((f) => /ckpt|metrics|summary/.test(f)), [], `no checkpoint, metrics or summary: ${files.join(', ')}`);
 });
 
-test('CLI: Ctrl-C during the compile is acknowledged at once; a second Ctrl-C exits at once with code 130', async () => {
+test('CLI: Ctrl-C during the compile is acknowledged at once; a second Ctrl-C ends the process at once by SIGINT (status 130 in a shell)', async () => {
   // An empty shader cache makes the compile take long enough to interrupt it (tens of seconds here).
   const cache = await mkdtemp(join(root, 'cache-'));
   const child = spawn(process.execPath, ['dist/cli.js', 'train', '--model', 'digits-tiny', '--limit', '128', '--epochs', '1', '--out', join(root, 'cli-run')],
     { env: { ...process.env, XDG_CACHE_HOME: cache }, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   const times: Record<string, number> = {};
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => { times.exit = performance.now(); resolve(code); }));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => { times.exit = performance.now(); resolve({ code, signal }); }));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no compile progress within 120 s; stderr: ${err}`)), 120_000);
     child.stderr.on('data', (d) => {
@@ -140,7 +140,7 @@ test('CLI: Ctrl-C during the compile is acknowledged at once; a second Ctrl-C ex
     });
     child.on('close', () => { clearTimeout(timer); resolve(); });
   });
-  const code = await exited;
+  const ended = await exited;
   assert.ok(times.ack !== undefined, `acknowledged; stderr: ${err}`);
   assert.ok(!/compiled \d+ GPU programs/.test(err), 'the compile had not ended (the test interrupted it mid-way)');
   // Bounds far above what a quiet machine takes (tens of ms) but far below the old behaviour (the
@@ -148,7 +148,9 @@ test('CLI: Ctrl-C during the compile is acknowledged at once; a second Ctrl-C ex
   // process for seconds, and a test must not fail for that.
   const bound = 15_000;
   assert.ok(times.ack - times.first < bound, `acknowledged within ${bound / 1000} s (${(times.ack - times.first).toFixed(0)} ms)`);
-  assert.is(code, 130, err);
+  // Killed by SIGINT's default action (a shell's $? is 130): not process.exit, which crashed in
+  // Dawn/Mesa's teardown (SIGSEGV) while lavapipe was still compiling.
+  assert.equal(ended, { code: null, signal: 'SIGINT' }, err);
   assert.ok(times.exit - times.second < bound, `exited within ${bound / 1000} s of the second Ctrl-C (${(times.exit - times.second).toFixed(0)} ms)`);
   console.log(`  Ctrl-C acknowledged after ${(times.ack - times.first).toFixed(0)} ms; exit ${(times.exit - times.second).toFixed(0)} ms after the second`);
 });
