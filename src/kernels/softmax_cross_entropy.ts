@@ -10,11 +10,18 @@
 //
 // One workgroup does everything: invocation l handles samples l, l + WG, l + 2·WG, … (correct for
 // any N), then the workgroup sums their losses and counts in a fixed order (deterministic).
+// `variant: 'row-parallel'` (the GPU class's) is softmax_cross_entropy_rows.ts: a workgroup per row.
 
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
 import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
+import { softmaxCrossEntropyRows, type SoftmaxRowsOptions } from './softmax_cross_entropy_rows.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
+
+export { softmaxRowsWorkspaceElements } from './softmax_cross_entropy_rows.js';
+
+/** 'single-workgroup' (default; fastest on lavapipe) or 'row-parallel' (a workgroup per sample, for GPUs). */
+export type SoftmaxVariant = 'single-workgroup' | 'row-parallel';
 
 const WG = 64;
 
@@ -105,8 +112,8 @@ const main = (withCorrect: boolean) => /* wgsl */ `
   }`;
 
 export async function softmaxCrossEntropy(gpu: Gpu, t: {
-  logits: TensorRef; labels: TensorRef; loss: TensorRef; dlogits: TensorRef; correct?: TensorRef;
-}): Promise<Launch[]> {
+  logits: TensorRef; labels: TensorRef; loss: TensorRef; dlogits: TensorRef; correct?: TensorRef; variant?: SoftmaxVariant;
+} & SoftmaxRowsOptions): Promise<Launch[]> {
   const op = 'softmaxCrossEntropy';
   if (t.logits.shape.length !== 2 || t.logits.shape[0] < 1 || t.logits.shape[1] < 1) {
     throw new ShapeError(`${op}: "logits" has shape ${fmt(t.logits.shape)}, expected [N, K] with N ≥ 1 samples and K ≥ 1 classes`);
@@ -117,6 +124,9 @@ export async function softmaxCrossEntropy(gpu: Gpu, t: {
   expectShape(op, 'loss', t.loss, [1]);
   expectShape(op, 'dlogits', t.dlogits, [n, k]);
   if (t.correct) expectShape(op, 'correct', t.correct, [1]);
+  const variant = t.variant ?? 'single-workgroup';
+  if (variant === 'row-parallel') return softmaxCrossEntropyRows(gpu, op, n, k, t);
+  if (variant !== 'single-workgroup') throw new ShapeError(`${op}: variant "${String(variant)}" is not one of single-workgroup, row-parallel`);
   const withCorrect = t.correct !== undefined;
   const b = bindOperands(gpu.limits, op, {
     logits: { ref: t.logits }, labels: { ref: t.labels, type: 'u32' }, loss: { ref: t.loss, written: true },

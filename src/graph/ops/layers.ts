@@ -10,7 +10,7 @@ import { avgPool2x2Backward, avgPool2x2Forward } from '../../kernels/pool_averag
 import { globalAvgPoolBackward, globalAvgPoolForward } from '../../kernels/pool_global.js';
 import { maxPool3x3Backward, maxPool3x3Forward } from '../../kernels/pool_max.js';
 import { deriveSeed } from '../../kernels/random.js';
-import { softmaxCrossEntropy } from '../../kernels/softmax_cross_entropy.js';
+import { softmaxCrossEntropy, softmaxRowsWorkspaceElements } from '../../kernels/softmax_cross_entropy.js';
 import type { Launch } from '../../gpu/program.js';
 import { poolSite, type TunedKernel } from '../../gpu/tuning.js';
 import type { GradientBuilder } from '../autograd.js';
@@ -137,8 +137,11 @@ export function linear(g: Graph, name: string, t: { x: Value; weight: Value; bia
  * and d(loss)/d(logits), which seeds the backward pass.
  */
 export function softmaxCrossEntropyLoss(g: Graph, name: string, t: { logits: Value; labels: Value; loss: Value; correct: Value; dlogits: Value }): void {
-  g.add({ name, reads: [t.logits, t.labels], writes: [t.loss, t.correct, t.dlogits],
+  // GPU-class kernels: a workgroup per sample, the rows' losses in a planned workspace (2 per sample).
+  const rows = g.kernels === 'software' ? undefined : g.tensor(`${name}.rows`, [softmaxRowsWorkspaceElements(t.logits.shape[0])], 'workspace');
+  g.add({ name, reads: [t.logits, t.labels], writes: [t.loss, t.correct, t.dlogits, ...(rows ? [rows] : [])],
     build: (c) => softmaxCrossEntropy(c.gpu, {
       logits: c.ref(t.logits), labels: c.ref(t.labels), loss: c.ref(t.loss), dlogits: c.ref(t.dlogits), correct: c.ref(t.correct),
+      ...(rows ? { variant: 'row-parallel' as const, workspace: c.ref(rows) } : {}),
     }) });
 }
