@@ -5,7 +5,11 @@ import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
 import { bindOperands, offsetUniforms, uniformsU32 } from './binding.js';
 import { activationDims, ELEMENTWISE_WORKGROUP as WG, type Shape4 } from './pool_common.js';
+import { parallelPoolForward, type ParallelPoolOptions } from './pool_global_parallel.js';
 import { expectShape, fmt, ShapeError, type TensorRef } from './tensor.js';
+
+/** 'thread-per-plane' (default; fastest on lavapipe) or 'parallel' (several lanes per plane, for GPUs: pool_global_parallel.ts). */
+export type GlobalPoolVariant = 'thread-per-plane' | 'parallel';
 
 export function globalAvgPoolReference(x: ArrayLike<number>, shape: Shape4): Float64Array {
   const [C, N, H, W] = shape;
@@ -51,11 +55,14 @@ function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
   return dims;
 }
 
-export async function globalAvgPoolForward(gpu: Gpu, t: { x: TensorRef; y: TensorRef }): Promise<Launch[]> {
+export async function globalAvgPoolForward(gpu: Gpu, t: { x: TensorRef; y: TensorRef; variant?: GlobalPoolVariant } & ParallelPoolOptions): Promise<Launch[]> {
   const op = 'globalAvgPool';
   const [C, N, H, W] = inputDims(op, 'x', t.x);
   expectShape(op, 'y', t.y, [C, N]);
+  const variant = t.variant ?? 'thread-per-plane';
+  if (variant !== 'thread-per-plane' && variant !== 'parallel') throw new ShapeError(`${op}: variant "${String(variant)}" is not one of thread-per-plane, parallel`);
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, y: { ref: t.y, written: true } });
+  if (variant === 'parallel') return parallelPoolForward(gpu, op, b, C * N, H * W, t);
   const program = await gpu.compile(b.program({
     name: 'globalAvgPool.forward', key: '', workgroupSize: [WG], body: '', main: forwardMain,
     uniforms: [...uniformsU32('planes', 'hw'), ...offsetUniforms(['x', 'y'])],

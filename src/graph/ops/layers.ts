@@ -85,8 +85,10 @@ export function maxPool3x3(g: Graph, name: string, x: Value, y: Value): void {
 }
 
 export function globalAvgPool(g: Graph, name: string, x: Value, y: Value): void {
+  // GPU-class kernels reduce each plane with several lanes; the software default, one thread per plane.
+  const variant = g.kernels === 'software' ? 'thread-per-plane' : 'parallel';
   unary(g, name, x, y,
-    (c, x, y) => globalAvgPoolForward(c.gpu, { x: c.ref(x), y: c.ref(y) }),
+    (c, x, y) => globalAvgPoolForward(c.gpu, { x: c.ref(x), y: c.ref(y), variant }),
     (c, _x, dy, dx, accumulate) => globalAvgPoolBackward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
 }
 
