@@ -8,6 +8,7 @@ import {
   chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, type ConvTile, type ConvVariant,
   type InputAffineRelu,
 } from '../../kernels/conv2d.js';
+import { chooseGpuFilterTile } from '../../kernels/conv2d_filter_split.js';
 import { splitReduction } from './layers.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
@@ -44,7 +45,9 @@ function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value
   const dy = gb.grad(t.y)!;
   const dw = gb.contribute(t.w);
   if (dw) {
-    const tile = tunedTile(g, 'conv2d.backwardFilter', t.x, t.w, t, !!t.transform);
+    // GPU-class kernels split a long N·H·W reduction over many workgroups by default (conv2d_filter_split.ts).
+    const tile = tunedTile(g, 'conv2d.backwardFilter', t.x, t.w, t, !!t.transform) ??
+      (g.kernels === 'software' ? undefined : chooseGpuFilterTile(t.x.shape, t.w.shape, { stride, padding }));
     // Sized by the tile the kernel will use (the tuned one, else its default), so a default that splits is planned too.
     const elements = conv2dBackwardFilterWorkspaceElements(t.w.shape, tile ?? chooseConvTile('backwardFilter', t.x.shape, t.w.shape, { stride, padding }));
     const workspace = elements > 0 ? g.tensor(`${name}.backwardFilter.workspace`, [elements], 'workspace') : undefined;
