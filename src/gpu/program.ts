@@ -11,8 +11,8 @@ export type ScalarType = 'u32' | 'i32' | 'f32';
 export interface BindingSpec {
   name: string;
   access: 'read' | 'read_write';
-  /** Element type of the storage array (default f32). */
-  type?: 'f32' | 'u32';
+  /** Element type of the storage array (default f32; vec4<f32> for a kernel's aligned vec4 view of an operand). */
+  type?: 'f32' | 'u32' | 'vec4<f32>';
 }
 
 export interface ProgramSpec {

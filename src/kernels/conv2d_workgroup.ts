@@ -9,6 +9,7 @@ import { isPlainGemm, type ConvGeometry } from './conv2d_tiles.js';
 import {
   WORKGROUP_GEMM_UNIFORMS, workgroupBytes, workgroupGemmBody, workgroupGemmMain, workgroupThreads, type WorkgroupTile,
 } from './conv2d_workgroup_wgsl.js';
+import { chooseVec4 } from './conv2d_workgroup_vec4.js';
 import { ShapeError } from './tensor.js';
 
 export { workgroupThreads, type WorkgroupTile };
@@ -63,19 +64,24 @@ export async function workgroupGemmLaunch(
   gpu: Gpu, op: string, mode: 'forward' | 'backwardInput', g: ConvGeometry, tile: WorkgroupTile, transform: boolean, accumulate: boolean,
   bound: BoundOperands, s: WorkgroupGemmSizes,
 ): Promise<Launch> {
+  const plain = isPlainGemm(g);
+  const Q = s.N * s.dstH * s.dstW;
+  const K = s.C * g.KH * g.KW;
+  const srcPlane = s.N * s.srcH * s.srcW;
+  // Aligned operands are read as vec4s (conv2d_workgroup_vec4.ts); the choice is part of the key.
+  const { vec4A, vec4B, bound: b } = chooseVec4(bound, tile, { forward: mode === 'forward', plain, K, Q, mStride: s.mStride, srcPlane });
   const spec = {
-    mode, kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, plain: isPlainGemm(g), tile, transform, accumulate,
+    mode, kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, plain, tile, transform, accumulate, vec4A, vec4B,
   };
-  const program = await gpu.compile(bound.program({
+  const program = await gpu.compile(b.program({
     name: `${op}.workgroup`, key: JSON.stringify(spec), workgroupSize: [workgroupThreads(tile)],
     body: workgroupGemmBody(spec), main: workgroupGemmMain(spec), uniforms: uniformsU32(...WORKGROUP_GEMM_UNIFORMS),
   }));
-  const Q = s.N * s.dstH * s.dstW;
   const mBlocks = Math.ceil(s.M / tile.m);
   const blocks = mBlocks * Math.ceil(Q / tile.n);
-  const o = bound.offsets;
-  return gpu.launch(program, bound.buffers, {
-    M: s.M, K: s.C * g.KH * g.KW, Q, srcH: s.srcH, srcW: s.srcW, dstH: s.dstH, dstW: s.dstW, srcPlane: s.N * s.srcH * s.srcW,
+  const o = b.offsets;
+  return gpu.launch(program, b.buffers, {
+    M: s.M, K, Q, srcH: s.srcH, srcW: s.srcW, dstH: s.dstH, dstW: s.dstW, srcPlane,
     mBlocks, blocks, mStride: s.mStride, cStride: s.cStride,
     srcOffset: o.srcOffset, wOffset: o.wtOffset, dstOffset: o.dstOffset, scaleOffset: o.scaleOffset ?? 0, shiftOffset: o.shiftOffset ?? 0,
   }, blocks);

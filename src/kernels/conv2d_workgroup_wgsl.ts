@@ -35,6 +35,13 @@ export interface WorkgroupGemmProgram {
   plain: boolean;
   tile: WorkgroupTile;
   transform: boolean; accumulate: boolean;
+  /**
+   * vec4 loads (conv2d_workgroup_vec4.ts decides where they are aligned): `vec4A` reads the weights
+   * four consecutive k at a time (forward, where a weight row is contiguous in k), `vec4B` reads
+   * the source four consecutive pixels at a time (plain GEMM); the operand is then bound as
+   * array<vec4<f32>> and its offsets are in floats, multiples of 4.
+   */
+  vec4A?: boolean; vec4B?: boolean;
 }
 
 export const WORKGROUP_GEMM_UNIFORMS = [
@@ -109,7 +116,45 @@ ${coords}
       let v = wt[u.wOffset + min(m0 + m, u.M - 1u) * u.mStride + (min(k, u.K - 1u) / ${KK}u) * u.cStride + k % ${KK}u];
       pa${l} = select(0.0, v, m0 + m < u.M && k < u.K);
     }`;
-  const loads = `${lines(aLoads, stage)}\n${lines(bLoads, gather)}`;
+  // vec4 staging: A by rows of TK/4 vec4s (thread role am4, ak4), B by rows of TN/4 (bk4, bq4); a
+  // slice of fewer vec4s than threads is loaded by the first threads only.
+  const a4 = (TM * TK) / 4;
+  const b4 = (TK * TN) / 4;
+  const aLoads4 = Math.max(1, a4 / T);
+  const bLoads4 = Math.max(1, b4 / T);
+  const stage4 = (l: number) => `    {
+      let m = am4 + ${l * (T / (TK / 4))}u;
+      let k = kn + ak4 * 4u;
+      let v = wt[(u.wOffset + min(m0 + m, u.M - 1u) * u.mStride + min(k, u.K - 4u)) / 4u];
+      pa${l} = select(vec4<f32>(0.0), v, ${a4 < T ? `lid < ${a4}u && ` : ''}m0 + m < u.M && k < u.K);
+    }`;
+  const gather4 = (l: number) => {
+    const v = p.transform ? 'max(fma(v, vec4<f32>(scale[u.scaleOffset + c]), vec4<f32>(shift[u.shiftOffset + c])), vec4<f32>(0.0))' : 'v';
+    return `    {
+      let k = kn + bk4 + ${l * (T / (TN / 4))}u;
+      let c = min(k, u.K - 1u);
+      let v = src[(u.srcOffset + c * u.srcPlane + qc4) / 4u];
+      pb${l} = select(vec4<f32>(0.0), ${v}, ${b4 < T ? `lid < ${b4}u && ` : ''}qOk4 && k < u.K);
+    }`;
+  };
+  const loads = `${p.vec4A ? lines(aLoads4, stage4) : lines(aLoads, stage)}\n${p.vec4B ? lines(bLoads4, gather4) : lines(bLoads, gather)}`;
+  const storeA = p.vec4A
+    ? `    if (${a4 < T ? `lid < ${a4}u` : 'true'}) {
+${lines(aLoads4, (l) => lines(4, (e) => `      tileA[(ak4 * 4u + ${e}u) * ${AS}u + am4 + ${l * (T / (TK / 4))}u] = pa${l}[${e}];`))}
+    }`
+    : lines(aLoads, (l) => `    tileA[ak * ${AS}u + am + ${l * (T / TK)}u] = pa${l};`);
+  const storeB = p.vec4B
+    ? `    if (${b4 < T ? `lid < ${b4}u` : 'true'}) {
+${lines(bLoads4, (l) => lines(4, (e) => `      tileB[(bk4 + ${l * (T / (TN / 4))}u) * ${TN}u + bq4 * 4u + ${e}u] = pb${l}[${e}];`))}
+    }`
+    : lines(bLoads, (l) => `    tileB[(bk + ${l * (T / TN)}u) * ${TN}u + bq] = pb${l};`);
+  const roles4 = `
+  let ak4 = lid % ${TK / 4}u;
+  let am4 = lid / ${TK / 4}u;
+  let bq4 = lid % ${TN / 4}u;
+  let bk4 = lid / ${TN / 4}u;
+  let qOk4 = q0 + bq4 * 4u < u.Q;
+  let qc4 = min(q0 + bq4 * 4u, u.Q - 4u);`;
   const acc = (i: number, j: number) => `a${i}_${j}`;
   const fmas = range(R).flatMap((i) => range(CC).map((j) => `      ${acc(i, j)} = fma(x${i}, y${j}, ${acc(i, j)});`)).join('\n');
   const stores = range(R).flatMap((i) => range(CC).map((j) => `  {
@@ -131,20 +176,20 @@ ${coords}
   let bq = lid % ${TN}u;
   let bk = lid / ${TN}u;
   let qOk = q0 + bq < u.Q;
-  let qc = min(q0 + bq, u.Q - 1u);${pixelSetup}
+  let qc = min(q0 + bq, u.Q - 1u);${pixelSetup}${p.vec4A || p.vec4B ? roles4 : ''}
   // Compute role: rows ty·R + i, columns tx + j·TX of the tile.
   let tx = lid % ${TX}u;
   let ty = lid / ${TX}u;
 ${range(R).flatMap((i) => range(CC).map((j) => `  var ${acc(i, j)} = 0.0;`)).join('\n')}
   // Global loads go to registers one step ahead (pa, pb), so that on a GPU they are in flight
   // while the workgroup computes on the previous slice.
-${lines(aLoads, (l) => `  var pa${l} = 0.0;`)}
-${lines(bLoads, (l) => `  var pb${l} = 0.0;`)}
+${p.vec4A ? lines(aLoads4, (l) => `  var pa${l} = vec4<f32>(0.0);`) : lines(aLoads, (l) => `  var pa${l} = 0.0;`)}
+${p.vec4B ? lines(bLoads4, (l) => `  var pb${l} = vec4<f32>(0.0);`) : lines(bLoads, (l) => `  var pb${l} = 0.0;`)}
   var kn = 0u;
 ${loads}
   for (var k0 = 0u; k0 < u.K; k0 += ${TK}u) {
-${lines(aLoads, (l) => `    tileA[ak * ${AS}u + am + ${l * (T / TK)}u] = pa${l};`)}
-${lines(bLoads, (l) => `    tileB[(bk + ${l * (T / TN)}u) * ${TN}u + bq] = pb${l};`)}
+${storeA}
+${storeB}
     workgroupBarrier();
     kn = k0 + ${TK}u;
     if (kn < u.K) {
