@@ -10,6 +10,9 @@ import {
 import {
   chooseGpuFilterTile, FILTER_SPLIT_TARGET_WORKGROUPS, filterWorkgroupsPerSplit, MAX_SPLIT_WORKSPACE_ELEMENTS,
 } from '../src/kernels/conv2d_filter_split.js';
+import { candidatesFor } from '../src/cli/tuner.js';
+import type { Gpu } from '../src/gpu/device.js';
+import { convSite } from '../src/gpu/tuning.js';
 import { tensor } from '../src/kernels/tensor.js';
 import { CONV_TOLERANCE, convShapes, elementCount, type ConvCase } from './conv2d_cases.js';
 import { assertClose, closeTestGpu, randomArray, testGpu } from './helpers.js';
@@ -30,6 +33,22 @@ test('long reductions are split to fill a large GPU, short ones are not, and the
   assert.is(chooseGpuFilterTile([48, 1, 4, 4], [12, 48, 3, 3], { padding: 1 }).splits ?? 1, 1);
   // Never more parts than output rows.
   assert.ok((chooseGpuFilterTile([5, 3, 1, 1], [3, 5, 1, 1], {}, { minPixelsPerSplit: 1 }).splits ?? 1) <= 3);
+});
+
+test('the tuner\'s default for the filter gradient is the class\'s default: the split tile on GPUs, unsplit (a candidate) beside it', () => {
+  const site = convSite('conv2d.backwardFilter', [48, 64, 32, 32], [12, 48, 3, 3], 1, 1, false);
+  const saved = process.env.DENSENET_WGSL_KERNELS;
+  try {
+    process.env.DENSENET_WGSL_KERNELS = 'gpu';
+    const gpuCandidates = candidatesFor({ profile: { class: 'discrete' } } as Gpu, site);
+    assert.equal(gpuCandidates[0].choice?.tile, chooseGpuFilterTile(site.x, site.w!, { padding: 1 }));
+    assert.ok(gpuCandidates.some((c) => c.name.startsWith('unsplit') && (c.choice?.tile?.splits ?? 1) === 1), 'the unsplit tile is a candidate');
+    process.env.DENSENET_WGSL_KERNELS = 'software';
+    assert.is(candidatesFor({ profile: { class: 'software' } } as Gpu, site)[0].choice, undefined, 'software: the kernel\'s own default');
+  } finally {
+    if (saved === undefined) delete process.env.DENSENET_WGSL_KERNELS;
+    else process.env.DENSENET_WGSL_KERNELS = saved;
+  }
 });
 
 /** Odd channel counts, batch 1 and 3, 1×1 and 7×7 planes, the stem; the split forced by a low pixel floor. */

@@ -1,4 +1,5 @@
-// The GPU-class kernel variants (workgroup-memory conv GEMM, split batch-norm reductions) as a
+// The GPU-class kernel variants (workgroup-memory conv GEMM with vec4 loads where aligned, split
+// batch-norm reductions, split-K backward-filter, row-parallel softmax-CE, parallel global pool) as a
 // whole network: a DenseNet-BC training step built for kernelClass 'gpu' gives the loss and every
 // parameter gradient of the software build on the same weights and batch, under every memory
 // strategy, and inference gives the same logits. They run here on the software adapter (slowly);
@@ -43,10 +44,13 @@ test('a training step built with the GPU-class variants matches the software bui
       const model = DenseNetModel.create(gpu, config, 3);
       const session = await TrainingSession.create(model, { batch: N, memory, optimizer: sgd, kernels });
       const names = session.executable.launchNames;
-      const gpuClass = names.filter((n) => /conv2d(\.backwardInput)?\.workgroup|batchNorm.*split/i.test(n));
+      const gpuClass = names.filter((n) => /conv2d(\.backwardInput)?\.workgroup|batchNorm.*split|softmaxCrossEntropy\.rows|globalAvgPool\.parallel|backwardFilter\.splitSum/i.test(n));
       if (kernels === 'gpu') {
         assert.ok(names.some((n) => n.startsWith('conv2d.workgroup')), `${memory}: the gpu build runs the workgroup conv (${[...new Set(names)].join(', ')})`);
         assert.ok(names.some((n) => /batchNorm.*split/i.test(n)), `${memory}: the gpu build runs split batch-norm reductions`);
+        for (const kernel of ['softmaxCrossEntropy.rows', 'softmaxCrossEntropy.total', 'globalAvgPool.parallel', 'conv2d.backwardFilter.splitSum']) {
+          assert.ok(names.includes(kernel), `${memory}: the gpu build runs ${kernel}`);
+        }
       } else {
         assert.equal(gpuClass, [], `${memory}: the software build runs no GPU-class variant`);
       }

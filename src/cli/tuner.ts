@@ -13,6 +13,8 @@ import {
   chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, conv2dOutputSize, CONV_TILES,
   type ConvTile,
 } from '../kernels/conv2d.js';
+import { chooseGpuFilterTile } from '../kernels/conv2d_filter_split.js';
+import { kernelClass } from '../gpu/profile.js';
 import { avgPool2x2Backward, avgPool2x2Forward, avgPool2x2OutputShape, defaultBlocksPerInvocation } from '../kernels/pool_average.js';
 import { sizeOf, tensor } from '../kernels/tensor.js';
 import type { DenseNetConfig } from '../models/densenet_config.js';
@@ -54,7 +56,10 @@ const sameTile = (a: ConvTile, b: ConvTile) =>
  * Few on purpose: each is a distinct pipeline, compiled for seconds on a software adapter.
  */
 export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
-  const out: Candidate[] = [{ name: 'default', choice: undefined }];
+  // The GPU class's filter-gradient default is a split tile (conv2d_filter_split.ts): the graph's default, so the tuner's too.
+  const gpuFilter = site.kernel === 'conv2d.backwardFilter' && kernelClass(gpu) === 'gpu'
+    ? chooseGpuFilterTile(site.x, site.w!, { stride: site.stride, padding: site.padding }) : undefined;
+  const out: Candidate[] = [{ name: 'default', choice: gpuFilter && { tile: gpuFilter } }];
   if (site.kernel.startsWith('avgPool2x2')) {
     const base = defaultBlocksPerInvocation(gpu);
     for (const b of [1, 2, 4, 8, 16]) if (b !== base) out.push({ name: `blocks=${b}`, choice: { blocksPerInvocation: b } });
@@ -65,8 +70,9 @@ export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
   const names = kernel === 'backwardFilter' ? ['filter', 'split', 'small'] : ['default', 'small', 'wide', 'tall'];
   const tiles: [string, ConvTile][] = names.map((n) => [n, { ...CONV_TILES[n] }]);
   if (kernel === 'backwardFilter' && site.x[1] * site.x[2] >= 16) tiles.splice(1, 0, ['default-split4', { ...base, splits: 4 }]);
+  if (gpuFilter) tiles.unshift(['unsplit', base]);
   for (const [name, tile] of tiles) {
-    if (sameTile(tile, base) || out.some((c) => c.choice?.tile && sameTile(c.choice.tile, tile))) continue;
+    if (sameTile(tile, gpuFilter ?? base) || out.some((c) => c.choice?.tile && sameTile(c.choice.tile, tile))) continue;
     // Named by shape: CONV_TILES' "default" is the default of one shape only, not necessarily this one's.
     const shape = `${tile.rows}x${tile.cols}/${tile.workgroupSize}${(tile.unroll ?? 1) > 1 ? ` unroll ${tile.unroll}` : ''}${(tile.splits ?? 1) > 1 ? ` split ${tile.splits}` : ''}`;
     out.push({ name: `${name === 'default' ? 'tile' : name} ${shape}`, choice: { tile } });
