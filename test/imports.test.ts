@@ -1,5 +1,6 @@
 // The house's one-way imports: every src/ and bench/ file may import only from its own room or a
-// lower one (base ← gpu ← kernels ← graph ← models ← train/io ← cli; bench beside cli), and the
+// lower one (base ← gpu ← kernels ← graph ← models ← train/io ← cli; bench and the library API
+// (src/api) beside cli; src/index.ts, the package's entry, on top), and the
 // CLI bundle carries no benchmark code (bench is its own bundle, dist/bench.js, loaded at run time).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,7 +14,7 @@ const test = suite('imports');
 /** Rooms and their floors: a file may import its own room or a room on a lower floor. Rooms on one floor do not import each other. */
 const ROOMS: [room: string, floor: number][] = [
   ['src/base', 0], ['src/gpu', 1], ['src/kernels', 2], ['src/graph', 3], ['src/models', 4],
-  ['src/train', 5], ['src/io', 5], ['src/cli', 6], ['bench', 6],
+  ['src/train', 5], ['src/io', 5], ['src/cli', 6], ['bench', 6], ['src/api', 6], ['src/index.ts', 7],
 ];
 
 function roomOf(path: string): [string, number] | undefined {
