@@ -83,7 +83,7 @@ test('the checker sees every import form and refuses upward and sideways imports
   ]);
 });
 
-test('the CLI bundle carries no benchmark code, and the bench bundle no CLI code', async () => {
+test('the CLI bundle carries no benchmark code, the bench bundle no CLI code, the library neither', async () => {
   const bundle = async (entry: string) => {
     const result = await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', write: false, metafile: true, logLevel: 'silent' });
     return Object.keys(result.metafile.inputs).map((p) => relative('.', p).replace(/\\/g, '/'));
@@ -93,6 +93,9 @@ test('the CLI bundle carries no benchmark code, and the bench bundle no CLI code
   assert.equal(cli.filter((p) => p.startsWith('bench/')), [], 'bench files in the CLI bundle');
   const bench = await bundle('bench/commands.ts');
   assert.equal(bench.filter((p) => p.startsWith('src/cli/')), [], 'CLI files in the bench bundle');
+  const library = await bundle('src/index.ts');
+  assert.ok(library.includes('src/api/train.ts'), library.join(', '));
+  assert.equal(library.filter((p) => p.startsWith('src/cli/') || p.startsWith('bench/')), [], 'CLI or bench files in the library bundle');
 });
 
 test('`bench ...` runs the bench bundle: its flag errors reach the user as one line (exit 2), no stack', () => {
