@@ -116,6 +116,10 @@ test('an AbortSignal stops training after the current step', async () => {
   assert.is(result.steps, 2);
   assert.equal(seen, [1, 2]);
   assert.equal(result.epochs, []);
+  const live = device.memory().liveBytes;
+  const before = await train(model, darkAndBright(64, 1), { batch: 16, signal: AbortSignal.abort(), onStep: () => assert.unreachable('no step after an abort') });
+  assert.equal([before.status, before.steps], ['aborted', 0]);
+  assert.is(device.memory().peakBytes, live, 'an aborted signal builds nothing');
   model.close();
 });
 

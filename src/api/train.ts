@@ -136,6 +136,9 @@ export async function train(model: Model, data: ImageDataset | ImageArrays, opti
   const schedule = scheduleOf(options.schedule);
   const started = performance.now();
   state.gpu.arena.resetPeak();
+  if (options.signal?.aborted) {
+    return { status: 'aborted', epochs: [], steps: 0, seconds: 0, imagesPerSec: 0, peakGpuBytes: state.gpu.arena.peakBytes };
+  }
 
   const session = await TrainingSession.create(state.inner, { batch, memory, optimizer, seed });
   const history: EpochInfo[] = [];
