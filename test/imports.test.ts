@@ -1,5 +1,6 @@
 // The house's one-way imports: every src/ and bench/ file may import only from its own room or a
-// lower one (base ← gpu ← kernels ← graph ← models ← train/io ← cli; bench beside cli), and the
+// lower one (base ← gpu ← kernels ← graph ← models ← train/io ← cli; bench and the library API
+// (src/api) beside cli; src/index.ts, the package's entry, on top), and the
 // CLI bundle carries no benchmark code (bench is its own bundle, dist/bench.js, loaded at run time).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,7 +14,7 @@ const test = suite('imports');
 /** Rooms and their floors: a file may import its own room or a room on a lower floor. Rooms on one floor do not import each other. */
 const ROOMS: [room: string, floor: number][] = [
   ['src/base', 0], ['src/gpu', 1], ['src/kernels', 2], ['src/graph', 3], ['src/models', 4],
-  ['src/train', 5], ['src/io', 5], ['src/cli', 6], ['bench', 6],
+  ['src/train', 5], ['src/io', 5], ['src/cli', 6], ['bench', 6], ['src/api', 6], ['src/index.ts', 7],
 ];
 
 function roomOf(path: string): [string, number] | undefined {
@@ -82,7 +83,7 @@ test('the checker sees every import form and refuses upward and sideways imports
   ]);
 });
 
-test('the CLI bundle carries no benchmark code, and the bench bundle no CLI code', async () => {
+test('the CLI bundle carries no benchmark code, the bench bundle no CLI code, the library neither', async () => {
   const bundle = async (entry: string) => {
     const result = await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', write: false, metafile: true, logLevel: 'silent' });
     return Object.keys(result.metafile.inputs).map((p) => relative('.', p).replace(/\\/g, '/'));
@@ -92,6 +93,9 @@ test('the CLI bundle carries no benchmark code, and the bench bundle no CLI code
   assert.equal(cli.filter((p) => p.startsWith('bench/')), [], 'bench files in the CLI bundle');
   const bench = await bundle('bench/commands.ts');
   assert.equal(bench.filter((p) => p.startsWith('src/cli/')), [], 'CLI files in the bench bundle');
+  const library = await bundle('src/index.ts');
+  assert.ok(library.includes('src/api/train.ts'), library.join(', '));
+  assert.equal(library.filter((p) => p.startsWith('src/cli/') || p.startsWith('bench/')), [], 'CLI or bench files in the library bundle');
 });
 
 test('`bench ...` runs the bench bundle: its flag errors reach the user as one line (exit 2), no stack', () => {

@@ -16,7 +16,7 @@ import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNet
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { centerCrop, decodeImageFile, resizeShorterSide, toModelInput, toRgb, type FloatImage } from '../train/images.js';
+import { decodeImageFile, imagenetInput } from '../train/images.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
@@ -26,17 +26,8 @@ import { TUNE_FLAGS, tunedAdapterOptions } from './tune.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
 import { runPredict } from './train.js';
 
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
-export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
-
-/** One image as torchvision's ImageNet evaluation transform makes it: [3, H, W] planar, normalized. */
-export function imagenetInput(image: FloatImage, inputShape: readonly [number, number, number]): Float32Array {
-  const [c, h, w] = inputShape;
-  if (c !== 3) throw new UsageError(`ImageNet preprocessing makes RGB images; this model takes ${c} channel(s)`);
-  const resize = Math.round((Math.min(h, w) * 256) / 224);
-  const cropped = centerCrop(resizeShorterSide(toRgb(image), resize), w, h);
-  return toModelInput(cropped, { channels: 3, height: h, width: w, mean: IMAGENET_MEAN, std: IMAGENET_STD });
-}
+// The transform lives beside the decoders (the library API uses it too); re-exported for this file's users.
+export { IMAGENET_MEAN, IMAGENET_STD, imagenetInput } from '../train/images.js';
 
 export interface RunStats {
   images: number;

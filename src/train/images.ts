@@ -13,6 +13,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { UsageError } from '../base/usage_error.js';
 
 export interface FloatImage {
   width: number;
@@ -304,4 +305,20 @@ export function toModelInput(image: FloatImage, o: ModelInputOptions): Float32Ar
     }
   }
   return out;
+}
+
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/**
+ * One image as torchvision's ImageNet evaluation transform makes it: RGB, shorter side resized to
+ * 256/224 of the input side (256 for 224), centre crop, ImageNet mean/std (or `mean`/`std`); [3, H, W] planar.
+ */
+export function imagenetInput(image: FloatImage, inputShape: readonly [number, number, number],
+  normalization: { mean: readonly number[]; std: readonly number[] } = { mean: IMAGENET_MEAN, std: IMAGENET_STD }): Float32Array {
+  const [c, h, w] = inputShape;
+  if (c !== 3) throw new UsageError(`ImageNet preprocessing makes RGB images; this model takes ${c} channel(s)`);
+  const resize = Math.round((Math.min(h, w) * 256) / 224);
+  const cropped = centerCrop(resizeShorterSide(toRgb(image), resize), w, h);
+  return toModelInput(cropped, { channels: 3, height: h, width: w, mean: normalization.mean, std: normalization.std });
 }
