@@ -4,14 +4,20 @@
 // classifier is new (sized for the dataset), unless --keep-classifier asks for the file's.
 
 import { describeDenseNet, PRESETS, type DenseNetConfig } from '../models/index.js';
-import { readSafetensors, type SafetensorsContents } from '../io/safetensors.js';
+import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
 import { configFromWeights, matchTorchvisionWeights, WeightsError } from '../io/torchvision.js';
 import type { FineTuneWeights } from '../train/trainer.js';
 
 /** A reader for train()'s hooks.readWeights: `path`'s tensors for `config`, or a WeightsError/SafetensorsError naming each problem. */
 export function fineTuneWeightsReader(path: string) {
   return async (config: DenseNetConfig, keepClassifier: boolean): Promise<FineTuneWeights> => {
-    const contents = await readSafetensors(path);
+    let contents: SafetensorsContents;
+    try {
+      contents = await readSafetensors(path);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new SafetensorsError(`train: --weights: ${e.message}`, { cause: e });
+      throw e;
+    }
     // Without --keep-classifier the model is matched as a feature extractor: the file's classifier
     // (any size, or none) is skipped, and every other tensor must be there with the model's shape.
     const target: DenseNetConfig = keepClassifier ? config : { ...config, classes: null };
