@@ -127,7 +127,7 @@ test('weights for another architecture or class count: every tensor named with b
   } catch (e) {
     assert.instance(e, WeightsError);
     const m = (e as Error).message;
-    assert.match(m, /^train: --weights weights .*tiny\.safetensors do not fit model "digits-small"/);
+    assert.match(m, /^train: --weights .*tiny\.safetensors do not fit model "digits-small" \(.*\); the file holds weights for model "digits-tiny" \(pass --model digits-tiny\); nothing was loaded:\n/);
     assert.match(m, /shape mismatch features\.conv0\.weight: file \[16, 1, 3, 3\], model \[24, 1, 3, 3\]/);
     assert.match(m, 'the file holds weights for model "digits-tiny" (pass --model digits-tiny)');
   }

@@ -35,7 +35,10 @@ export function fineTuneWeightsReader(path: string) {
       };
     } catch (e) {
       if (!(e instanceof WeightsError)) throw e;
-      throw new WeightsError(`train: --weights ${e.message}${hint(contents, config, keepClassifier, e.problems)}`, e.problems);
+      // The hint goes right after the first line, before the list of tensors (which can be long).
+      const [first, ...list] = `train: ${e.message.replace(/^weights /, '--weights ')}`.split('\n');
+      const hinted = first.replace(/(; nothing was loaded:)?$/, (end) => `${hint(contents, config, keepClassifier, e.problems)}${end}`);
+      throw new WeightsError([hinted, ...list].join('\n'), e.problems);
     }
   };
 }
@@ -43,10 +46,10 @@ export function fineTuneWeightsReader(path: string) {
 /** What to do: the model the file is for (our exports record it; torchvision's are recognised), or the classifier flag. */
 function hint(contents: SafetensorsContents, config: DenseNetConfig, keepClassifier: boolean, problems: string[]): string {
   if (keepClassifier && problems.every((p) => / classifier\./.test(p))) {
-    return `\nthe file's classifier does not fit ${config.classes} classes: drop --keep-classifier to train a new one`;
+    return `; the file's classifier does not fit ${config.classes} classes: drop --keep-classifier to train a new one`;
   }
   const found = configFromWeights(contents);
   if (!found || found.name === config.name) return '';
   const preset = Object.hasOwn(PRESETS, found.name) ? ` (pass --model ${found.name})` : ' (pass --model with a JSON config of that architecture)';
-  return `\nthe file holds weights for model "${found.name}"${preset}`;
+  return `; the file holds weights for model "${found.name}"${preset}`;
 }
