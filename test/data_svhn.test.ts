@@ -2,7 +2,8 @@
 // train/test/extra files in the distributed format, compressed (miCOMPRESSED, zlib) and not, with y
 // stored as miDOUBLE and as miUINT8 (MATLAB's smaller-type storage); the loader must give the pixel
 // of a pattern computed from (image, channel, row, column) at its NCHW place, label 10 as digit 0,
-// and errors naming the file and the field. Also `train --dataset svhn` flag checks (no GPU).
+// and errors naming the file and the field. Also `train --dataset svhn` flag checks (no GPU) and a
+// one-epoch run of a tiny model on such files, evaluated with `eval`.
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -180,6 +181,21 @@ test('train --dataset svhn: flag checks before any GPU work', () => {
   // The digits preset takes [1, 28, 28]: refused after the data is read, before the GPU.
   assert.match(r.stderr, 'takes images of [1, 28, 28] but svhn images are [3, 32, 32]', r.stderr + r.stdout);
   assert.not.match(r.stdout, 'adapter:');
+});
+
+test('a tiny model trains an epoch on SVHN files and its checkpoint evaluates on them (train, eval)', () => {
+  const dir = tempDir();
+  writeSvhn(dir, { compressed: true });
+  const model = join(dir, 'svhn-tiny.json');
+  writeFileSync(model, JSON.stringify({ name: 'svhn-tiny', blocks: [1, 1, 1], growthRate: 4, initialFeatures: 8, bottleneck: true, inputShape: [3, 32, 32] }));
+  const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+  const out = join(dir, 'run');
+  const r = spawnSync(process.execPath, ['dist/cli.js', 'train', '--model', model, '--dataset', 'svhn', '--data-dir', dir, '--svhn-extra', '--batch', '4', '--epochs', '1', '--out', out], { encoding: 'utf8', env });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, 'svhn: 10 train / 4 test images');
+  const e = spawnSync(process.execPath, ['dist/cli.js', 'eval', '--checkpoint', join(out, 'last.ckpt'), '--batch', '4'], { encoding: 'utf8', env });
+  assert.is(e.status, 0, e.stderr);
+  assert.match(e.stdout, /svhn test set: 4 images, accuracy/);
 });
 
 test.run();
