@@ -61,8 +61,8 @@ export function trainOptionsFromFlags(flags: ParsedFlags): TrainOptions {
     lr: (flags.lr as number | undefined) ?? defaultLearningRate(flags.optimizer as TrainOptions['optimizer'], flags.weights !== undefined),
     momentum: flags.momentum as number, nesterov: !flags['no-nesterov'], weightDecay: flags['weight-decay'] as number,
     schedule: flags.schedule as TrainOptions['schedule'], dropout: flags.dropout as number | undefined,
-    // The paper augments CIFAR only (SVHN is trained without augmentation).
-    augment: flags['no-augment'] ? false : flags.augment ? true : dataset === 'cifar10' || dataset === 'cifar100',
+    // Digits are not augmented; SVHN neither, as in the paper.
+    augment: flags['no-augment'] ? false : flags.augment ? true : dataset !== 'mnist' && dataset !== 'svhn',
     seed: flags.seed as number, memory: flags.memory as TrainOptions['memory'],
     outDir: (flags.out as string | undefined) ?? join('runs', `${model.replace(/\.json$/, '').replace(/[^\w.-]+/g, '_')}-${dataset}`),
     resume: flags.resume as string | undefined, limit: flags.limit as number | undefined, overwrite: flags.overwrite === true,
