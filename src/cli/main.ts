@@ -60,6 +60,7 @@ const commands: Record<string, Command> = {
       { name: 'model', type: 'string', help: 'preset name, e.g. densenet-bc-100-12, densenet121, digits-small' },
       { name: 'batch', type: 'number', help: 'batch size for shapes and memory', default: 64 },
       { name: 'memory', type: 'string', help: 'one strategy only: naive, shared, recompute or fused' },
+      { name: 'freeze', type: 'string', help: 'plan a fine-tuning step: none (default) or features (only the classifier trains)', default: 'none' },
     ],
     run: async (flags) => { const { runSummary } = await import('./summary.js'); runSummary(flags); },
   },

@@ -12,22 +12,24 @@ import { findExistingRun } from '../train/run_dir.js';
 import { loadDataset } from '../train/data/load.js';
 import { evaluate, formatConfusion } from '../train/evaluate.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
-import type { DatasetName, TrainOptions } from '../train/options.js';
+import { defaultLearningRate, type DatasetName, type TrainOptions } from '../train/options.js';
 import { CHECKPOINT_FORMAT, train, TrainingStopped } from '../train/trainer.js';
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { TUNE_FLAGS, tunedAdapterOptions, tuneTarget } from './tune.js';
+import { fineTuneWeightsReader } from './finetune.js';
 
-/** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR follows the paper. */
-export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 6, cifar10: 300, cifar100: 300 };
+/** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR and SVHN follow the paper (300 and 40). */
+export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 6, cifar10: 300, cifar100: 300, svhn: 40 };
 
 export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'model', type: 'string', help: `preset name or a JSON config file`, default: DEFAULT_DIGITS_PRESET },
-  { name: 'dataset', type: 'string', help: 'mnist (built in), cifar10 or cifar100 (from --data-dir)', default: 'mnist' },
-  { name: 'data-dir', type: 'string', help: 'directory with the CIFAR binary files' },
-  { name: 'epochs', type: 'number', help: `epochs (default ${DEFAULT_EPOCHS.mnist} for mnist, 300 for CIFAR)` },
+  { name: 'dataset', type: 'string', help: 'mnist (built in), cifar10, cifar100 or svhn (from --data-dir)', default: 'mnist' },
+  { name: 'data-dir', type: 'string', help: 'directory with the CIFAR binary files or the SVHN .mat files' },
+  { name: 'svhn-extra', type: 'boolean', help: "SVHN: also train on extra_32x32.mat (531,131 more images)" },
+  { name: 'epochs', type: 'number', help: `epochs (default ${DEFAULT_EPOCHS.mnist} for mnist, 300 for CIFAR, 40 for SVHN)` },
   { name: 'batch', type: 'number', help: 'batch size', default: 64 },
   { name: 'optimizer', type: 'string', help: 'sgd, adam or adamw', default: 'sgd' },
-  { name: 'lr', type: 'number', help: 'learning rate', default: 0.1 },
+  { name: 'lr', type: 'number', help: 'learning rate (default 0.1; when fine-tuning with --weights 0.01 for sgd, 1e-4 for adam/adamw)' },
   { name: 'momentum', type: 'number', help: 'SGD momentum', default: 0.9 },
   { name: 'no-nesterov', type: 'boolean', help: 'plain momentum instead of Nesterov' },
   { name: 'weight-decay', type: 'number', help: 'L2 weight decay (decoupled for adamw)', default: 1e-4 },
@@ -40,6 +42,9 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'out', type: 'string', help: 'output directory (default runs/MODEL-DATASET; with --resume the checkpoint\'s directory); one holding a run is refused' },
   { name: 'overwrite', type: 'boolean', help: 'delete the run already in --out (metrics, checkpoints, summary, plot) and start afresh' },
   { name: 'resume', type: 'string', help: "checkpoint to continue from, with its options; may change --epochs --lr --schedule --momentum --no-nesterov --weight-decay --memory --augment/--no-augment --data-dir --out" },
+  { name: 'weights', type: 'string', help: 'fine-tune: initialise the features (every layer but the classifier) from torchvision-named .safetensors (torchvision weights, or `export` of a checkpoint); the classifier is new, sized for the dataset' },
+  { name: 'keep-classifier', type: 'boolean', help: "with --weights: load the file's classifier too (its class count must be the dataset's)" },
+  { name: 'freeze', type: 'string', help: 'none, or features: train only the classifier (features in eval mode: running statistics, no dropout; no gradients, optimizer state or saved activations for them)', default: 'none' },
   { name: 'limit', type: 'number', help: 'use only this many training images, and a proportional share of the test images (quick runs)' },
   ...ADAPTER_FLAGS,
   ...TUNE_FLAGS,
@@ -52,13 +57,17 @@ export function trainOptionsFromFlags(flags: ParsedFlags): TrainOptions {
   return {
     model, dataset, dataDir: flags['data-dir'] as string | undefined,
     epochs: (flags.epochs as number | undefined) ?? DEFAULT_EPOCHS[dataset] ?? 1,
-    batch: flags.batch as number, optimizer: flags.optimizer as TrainOptions['optimizer'], lr: flags.lr as number,
+    batch: flags.batch as number, optimizer: flags.optimizer as TrainOptions['optimizer'],
+    lr: (flags.lr as number | undefined) ?? defaultLearningRate(flags.optimizer as TrainOptions['optimizer'], flags.weights !== undefined),
     momentum: flags.momentum as number, nesterov: !flags['no-nesterov'], weightDecay: flags['weight-decay'] as number,
     schedule: flags.schedule as TrainOptions['schedule'], dropout: flags.dropout as number | undefined,
-    augment: flags['no-augment'] ? false : flags.augment ? true : dataset !== 'mnist',
+    // Digits are not augmented; SVHN neither, as in the paper.
+    augment: flags['no-augment'] ? false : flags.augment ? true : dataset !== 'mnist' && dataset !== 'svhn',
     seed: flags.seed as number, memory: flags.memory as TrainOptions['memory'],
     outDir: (flags.out as string | undefined) ?? join('runs', `${model.replace(/\.json$/, '').replace(/[^\w.-]+/g, '_')}-${dataset}`),
     resume: flags.resume as string | undefined, limit: flags.limit as number | undefined, overwrite: flags.overwrite === true,
+    weights: flags.weights as string | undefined, keepClassifier: flags['keep-classifier'] === true, freeze: flags.freeze as TrainOptions['freeze'],
+    svhnExtra: flags['svhn-extra'] === true,
   };
 }
 
@@ -67,6 +76,7 @@ const FLAGS_OF: Partial<Record<keyof TrainOptions, string[]>> = {
   model: ['model'], dataset: ['dataset'], dataDir: ['data-dir'], epochs: ['epochs'], batch: ['batch'], optimizer: ['optimizer'], lr: ['lr'],
   momentum: ['momentum'], nesterov: ['no-nesterov'], weightDecay: ['weight-decay'], schedule: ['schedule'], dropout: ['dropout'],
   augment: ['augment', 'no-augment'], seed: ['seed'], memory: ['memory'], outDir: ['out'], limit: ['limit'],
+  weights: ['weights'], keepClassifier: ['keep-classifier'], freeze: ['freeze'], svhnExtra: ['svhn-extra'],
 };
 
 /**
@@ -112,9 +122,13 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
       options = { ...options, outDir: free };
     }
   }
+  if (options.weights && !options.resume && !given.has('lr')) {
+    console.log(`fine-tuning: learning rate ${options.lr}, the fine-tuning default for ${options.optimizer} (--lr sets another)`);
+  }
   try {
     const tuneFor = options;
-    const summary = await train(options, tunedAdapterOptions(flags, () => [tuneTarget(tuneFor.model, tuneFor.batch, tuneFor.memory, true)]));
+    const readWeights = options.weights ? fineTuneWeightsReader(options.weights) : undefined;
+    const summary = await train(options, tunedAdapterOptions(flags, () => [tuneTarget(tuneFor.model, tuneFor.batch, tuneFor.memory, true)]), console.log, { readWeights });
     const pct = (x: number | null) => (x === null ? 'none' : `${(100 * x).toFixed(2)}%`);
     const accuracy = summary.testAccuracy === null ? 'no epoch finished, nothing evaluated' : `test accuracy ${pct(summary.testAccuracy)} (best ${pct(summary.bestTestAccuracy)})`;
     // Name only the files that exist: an interrupted first epoch has no plot and no best checkpoint.
@@ -160,7 +174,7 @@ export async function runEval(flags: ParsedFlags): Promise<void> {
   const { gpu, model, header } = await modelFromCheckpoint(path, flags, flags.batch as number);
   const options = header.options as TrainOptions;
   try {
-    const data = await loadDataset(options.dataset, { dataDir: (flags['data-dir'] as string | undefined) ?? options.dataDir, seed: options.seed, limit: options.limit });
+    const data = await loadDataset(options.dataset, { dataDir: (flags['data-dir'] as string | undefined) ?? options.dataDir, seed: options.seed, limit: options.limit, svhnExtra: options.svhnExtra });
     const session = await InferenceSession.create(model, { batch: flags.batch as number });
     const result = await evaluate(session, data.test, data.mean, data.std);
     session.destroy();

@@ -21,6 +21,42 @@ import type { KernelClass } from '../gpu/profile.js';
 export const MEMORY_STRATEGIES = ['naive', 'shared', 'recompute', 'fused'] as const;
 export type MemoryStrategy = typeof MEMORY_STRATEGIES[number];
 
+/**
+ * What a training graph leaves untrained. `features`: every layer but the classifier runs as in
+ * inference (running statistics, no dropout, no running-statistics update, as torchvision's
+ * frozen features in eval() mode), with no gradients, no optimizer state and no activations kept
+ * for backward: only the classifier's parameters get gradients and optimizer state.
+ */
+export const FREEZE_PARTS = ['none', 'features'] as const;
+export type FreezePart = typeof FREEZE_PARTS[number];
+
+export function checkFreeze(name: string): FreezePart {
+  if (!(FREEZE_PARTS as readonly string[]).includes(name)) {
+    throw new GraphError(`unknown --freeze part "${name}": use one of ${FREEZE_PARTS.join(', ')} (features: train only the classifier)`);
+  }
+  return name as FreezePart;
+}
+
+/**
+ * The classifier's range of the flat trainable-parameter buffer: its tensors come last
+ * (parameterOffsets places them in the architecture's order, the head last), so training only
+ * the classifier updates one contiguous, 256-byte-aligned suffix.
+ */
+export function classifierRange(layout: ParameterLayout): { offset: number; elements: number } {
+  const total = layout.trainable.shape[0];
+  let start = total;
+  let featuresEnd = 0;
+  for (const [name, p] of layout.offsets) {
+    if (p.store !== 'trainable') continue;
+    const end = p.offset + p.shape.reduce((a, b) => a * b, 1);
+    if (name.startsWith('classifier.')) start = Math.min(start, p.offset);
+    else featuresEnd = Math.max(featuresEnd, end);
+  }
+  if (start === total) throw new GraphError('graph: the model has no classifier to train (a feature extractor cannot be fine-tuned with frozen features)');
+  if (featuresEnd > start) throw new GraphError('graph: the classifier\'s parameters are not the last ones of the parameter buffer');
+  return { offset: start, elements: total - start };
+}
+
 /** Where each named parameter lives in the model's flat buffers (element offsets). */
 export interface ParameterLayout {
   trainable: TensorRef;
@@ -38,6 +74,8 @@ export interface GraphOptions {
   kernels?: KernelClass;
   /** Launch choices by kernel and shape (the autotuner's); absent: every kernel's default. */
   tuning?: TuningTable;
+  /** Training: which part stays as it is (default none). */
+  freeze?: FreezePart;
 }
 
 export interface DenseNetGraph {
@@ -49,8 +87,13 @@ export interface DenseNetGraph {
   labels?: Value;
   loss?: Value;
   correct?: Value;
-  /** Training: the flat gradient of the trainable parameters (same layout as the model's parameter buffer). */
+  /**
+   * Training: the flat gradient of the trained parameters: the model's whole trainable buffer, or
+   * with frozen features the classifier's range of it, starting at `gradientsOffset`.
+   */
   gradients?: Value;
+  /** Element offset in the model's trainable buffer where `gradients` (and the optimizer state) start. */
+  gradientsOffset?: number;
 }
 
 export function checkStrategy(name: string): MemoryStrategy {
@@ -62,6 +105,7 @@ export function checkStrategy(name: string): MemoryStrategy {
 
 export function buildDenseNetGraph(arch: ArchitectureSpec, layout: ParameterLayout, o: GraphOptions): DenseNetGraph {
   checkStrategy(o.strategy);
+  checkFreeze(o.freeze ?? 'none');
   if (!Number.isInteger(o.batch) || o.batch < 1) throw new GraphError(`batch must be a whole number >= 1, got ${o.batch}`);
   if (o.training && o.batch < 2) throw new GraphError('training needs batch >= 2: batch statistics of one image are degenerate');
   if (o.training && arch.config.classes === null) throw new GraphError('a feature extractor (classes: null) has no loss to train');
@@ -74,6 +118,11 @@ class Builder {
   private readonly trainableAll: Value;
   private readonly runningStore;
   private readonly trainableStore;
+  /** Frozen features: the classifier's range of the trainable buffer, the only storage that gets gradients. */
+  private readonly classifierStore;
+  /** Whether the feature layers train (batch statistics, running updates, dropout, gradients), or run as in inference. */
+  private readonly featuresTrain: boolean;
+  private readonly trainedOffset: number;
   private dropoutSites = 0;
   /** Shared strategies in training: the statistics of the block built last (norm5 reads them). */
   private lastBlockStatistics?: { mean: Value; variance: Value };
@@ -86,7 +135,17 @@ class Builder {
     this.g.tuning = o.tuning;
     this.trainableStore = this.g.externalStorage('parameters', layout.trainable, 'parameters');
     this.runningStore = this.g.externalStorage('running-statistics', layout.running, 'parameters');
-    this.trainableAll = this.g.view(this.trainableStore, 'parameters', layout.trainable.shape, 0, true);
+    this.featuresTrain = o.training && (o.freeze ?? 'none') === 'none';
+    if (o.training && !this.featuresTrain) {
+      const range = classifierRange(layout);
+      const ref = { buffer: layout.trainable.buffer, offset: layout.trainable.offset + range.offset, shape: [range.elements] };
+      this.classifierStore = this.g.externalStorage('classifier-parameters', ref, 'parameters');
+      this.trainableAll = this.g.view(this.classifierStore, 'classifier-parameters', ref.shape, 0, true);
+      this.trainedOffset = range.offset;
+    } else {
+      this.trainableAll = this.g.view(this.trainableStore, 'parameters', layout.trainable.shape, 0, o.training);
+      this.trainedOffset = 0;
+    }
     if (o.strategy === 'recompute') {
       const largest = Math.max(...this.allBatchNorms().map((b) => b.channels * b.hw[0] * b.hw[1])) * this.N;
       this.sharedBnOutput = this.g.tensor('shared.bn-relu', [largest], 'activations');
@@ -103,7 +162,11 @@ class Builder {
     const p = this.layout.offsets.get(name);
     if (!p) throw new GraphError(`graph: the model has no parameter "${name}"`);
     const trainable = p.store === 'trainable';
-    return this.g.view(trainable ? this.trainableStore : this.runningStore, name, p.shape, p.offset, trainable);
+    if (this.classifierStore && name.startsWith('classifier.')) {
+      return this.g.view(this.classifierStore, name, p.shape, p.offset - this.trainedOffset, true);
+    }
+    // Only parameters that train need gradients (with frozen features, none of these do).
+    return this.g.view(trainable ? this.trainableStore : this.runningStore, name, p.shape, p.offset, trainable && this.featuresTrain);
   }
 
   private activation(name: string, c: number, hw: [number, number]): Value {
@@ -128,7 +191,7 @@ class Builder {
     const grads = gb.grad(this.trainableAll);
     if (!grads) throw new GraphError('graph: no gradient reached the parameters');
     optimizerStep(g, o.optimizer ?? { kind: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: arch.config.weightDecay }, this.trainableAll, grads);
-    return { graph: g, input, output: logits, labels, loss, correct, gradients: grads };
+    return { graph: g, input, output: logits, labels, loss, correct, gradients: grads, gradientsOffset: this.trainedOffset };
   }
 
   private stem(input: Value): Value {
@@ -163,8 +226,8 @@ class Builder {
     const mean = naive ? undefined : g.tensor(`${block.name}.mean`, [block.outChannels], 'activations');
     const variance = naive ? undefined : g.tensor(`${block.name}.variance`, [block.outChannels], 'activations');
     const sliceStats = (c0: number, c: number) => ({ mean: g.view(mean!.storage, `${block.name}.mean[${c0}:${c0 + c}]`, [c], c0), variance: g.view(variance!.storage, `${block.name}.variance[${c0}:${c0 + c}]`, [c], c0) });
-    if (this.o.training && !naive) bnStatistics(g, `${block.name}.input.statistics`, { x, ...sliceStats(0, block.inChannels) });
-    this.lastBlockStatistics = naive || !this.o.training ? undefined : { mean: mean!, variance: variance! };
+    if (this.featuresTrain && !naive) bnStatistics(g, `${block.name}.input.statistics`, { x, ...sliceStats(0, block.inChannels) });
+    this.lastBlockStatistics = naive || !this.featuresTrain ? undefined : { mean: mean!, variance: variance! };
 
     let features = x;
     for (const layer of block.layers) {
@@ -186,7 +249,7 @@ class Builder {
         copyInto(g, `${layer.name}.concat.new`, newChannels, g.channelSlice(next, cl, layer.outChannels));
         features = next;
       } else {
-        if (this.o.training) bnStatistics(g, `${layer.name}.statistics`, { x: newChannels, ...sliceStats(cl, layer.outChannels) });
+        if (this.featuresTrain) bnStatistics(g, `${layer.name}.statistics`, { x: newChannels, ...sliceStats(cl, layer.outChannels) });
         features = blockBuffer!;
       }
     }
@@ -217,7 +280,7 @@ class Builder {
 
   /** Statistics a BN computes for itself (naive strategy, and BN2 of a bottleneck under every strategy). */
   private ownStatistics(bn: BatchNormSpec, x: Value): { mean: Value; variance: Value } {
-    if (!this.o.training) return this.runningStatistics(bn);
+    if (!this.featuresTrain) return this.runningStatistics(bn);
     const mean = this.g.tensor(`${bn.name}.mean`, [bn.channels], 'activations');
     const variance = this.g.tensor(`${bn.name}.variance`, [bn.channels], 'activations');
     bnStatistics(this.g, `${bn.name}.statistics`, { x, mean, variance });
@@ -227,7 +290,7 @@ class Builder {
 
   /** Statistics already computed for the block's channels; this BN only updates its running copy. */
   private sharedStatistics(bn: BatchNormSpec, stats: { mean: Value; variance: Value }): { mean: Value; variance: Value } {
-    if (!this.o.training) return this.runningStatistics(bn);
+    if (!this.featuresTrain) return this.runningStatistics(bn);
     this.updateRunning(bn, stats);
     return stats;
   }
@@ -257,7 +320,7 @@ class Builder {
         return;
       case 'recompute': {
         const shared = this.g.view(this.sharedBnOutput!.storage, `${bn.name}.out`, x.shape, 0);
-        if (this.o.training) recomputedBnReluConv(this.g, spec.name, { ...t, shared });
+        if (this.featuresTrain) recomputedBnReluConv(this.g, spec.name, { ...t, shared });
         else { bnRelu(this.g, bn.name, { ...t, y: shared }); this.conv(spec, shared, y); }
         return;
       }
@@ -278,7 +341,7 @@ class Builder {
    * trains (dropout is the identity in inference, so the conv then writes `target` directly).
    */
   private bnReluConvDropout(bn: BatchNormSpec, stats: { mean: Value; variance: Value }, spec: ConvSpec, x: Value, target: Value, drop?: DropoutSpec): void {
-    if (!drop || !this.o.training) {
+    if (!drop || !this.featuresTrain) {
       // A fused non-BC conv may read the block prefix and write the next channels of one buffer
       // even where they share a 256-byte block: the binding rule reads the prefix through the
       // output's binding (src/kernels/binding.ts).

@@ -7,7 +7,7 @@ import type { OptimizerConfig } from '../graph/ops/optimizer.js';
 import { planMemory, type MemoryPlan } from '../graph/planner.js';
 import { describeDenseNet } from './architecture.js';
 import type { DenseNetConfig } from './densenet_config.js';
-import { buildDenseNetGraph, type MemoryStrategy, type ParameterLayout } from './densenet_graph.js';
+import { buildDenseNetGraph, type FreezePart, type MemoryStrategy, type ParameterLayout } from './densenet_graph.js';
 import { parameterOffsets } from './model.js';
 import type { KernelClass } from '../gpu/profile.js';
 
@@ -25,7 +25,7 @@ function placeholder(label: string, bytes: number): ArenaBuffer {
   return { buffer: undefined as unknown as GPUBuffer, bytes, label, category: 'parameters' };
 }
 
-export function planDenseNetMemory(config: DenseNetConfig, o: { batch: number; strategy: MemoryStrategy; training: boolean; optimizer?: OptimizerConfig; kernels?: KernelClass }): DenseNetMemoryPlan {
+export function planDenseNetMemory(config: DenseNetConfig, o: { batch: number; strategy: MemoryStrategy; training: boolean; optimizer?: OptimizerConfig; kernels?: KernelClass; freeze?: FreezePart }): DenseNetMemoryPlan {
   const arch = describeDenseNet(config);
   const { offsets, trainableElements, runningElements } = parameterOffsets(arch);
   const layout: ParameterLayout = {

@@ -7,7 +7,7 @@ import type { CompileProgress } from '../gpu/warmup.js';
 import { Executable } from '../graph/executor.js';
 import type { OptimizerConfig } from '../graph/ops/optimizer.js';
 import { checkLabels } from '../kernels/softmax_cross_entropy.js';
-import { buildDenseNetGraph, type DenseNetGraph, type MemoryStrategy } from './densenet_graph.js';
+import { buildDenseNetGraph, type DenseNetGraph, type FreezePart, type MemoryStrategy } from './densenet_graph.js';
 import type { DenseNetModel } from './model.js';
 import { kernelClass, type KernelClass } from '../gpu/profile.js';
 
@@ -44,6 +44,8 @@ export interface TrainingSessionOptions {
   optimizer: OptimizerConfig;
   /** Seed of the dropout masks. */
   seed?: number;
+  /** `features`: train only the classifier; the features run as in inference and keep their values bit for bit. */
+  freeze?: FreezePart;
   /** Kernel variants (default: the adapter's class, kernelClass()). */
   kernels?: KernelClass;
   /** Progress of the GPU compile (default: the device's reporter, if any). */
@@ -62,7 +64,7 @@ export class TrainingSession {
 
   static async create(model: DenseNetModel, options: TrainingSessionOptions): Promise<TrainingSession> {
     const built = buildDenseNetGraph(model.arch, model.layout, {
-      batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer,
+      batch: options.batch, strategy: options.memory, training: true, optimizer: options.optimizer, freeze: options.freeze,
       kernels: options.kernels ?? kernelClass(model.gpu), tuning: tuningOf(model.gpu),
     });
     const executable = await Executable.create(model.gpu, built.graph, `train.${options.memory}`, { onCompile: options.onCompile, precompile: options.precompile });
@@ -70,6 +72,14 @@ export class TrainingSession {
   }
 
   get batch(): number { return this.options.batch; }
+
+  /** Parameters this session trains: all of the model's, or with frozen features the classifier's. */
+  get trainedCount(): number {
+    const base = this.built.gradientsOffset ?? 0;
+    let n = 0;
+    for (const p of this.model.layout.offsets.values()) if (p.store === 'trainable' && p.offset >= base) n += p.shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
 
   /** Writes the batch (images NCHW) and records forward, loss, backward and update, without waiting. */
   submit(images: Float32Array, labels: Uint32Array, lr: number): void {
@@ -122,12 +132,13 @@ export class TrainingSession {
     for (const v of values) this.executable.write(v, state.get(v.name)!);
   }
 
-  /** The parameter gradients of the last step, by torchvision name (for tests and debugging). */
+  /** The parameter gradients of the last step, by torchvision name (for tests and debugging); only the trained parameters have any. */
   async readGradients(): Promise<Map<string, Float32Array>> {
     const flat = await this.executable.read(this.built.gradients!);
+    const base = this.built.gradientsOffset ?? 0;
     const out = new Map<string, Float32Array>();
     for (const [name, p] of this.model.layout.offsets) {
-      if (p.store === 'trainable') out.set(name, flat.slice(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)));
+      if (p.store === 'trainable' && p.offset >= base) out.set(name, flat.slice(p.offset - base, p.offset - base + p.shape.reduce((a, b) => a * b, 1)));
     }
     return out;
   }

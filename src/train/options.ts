@@ -3,10 +3,21 @@
 // before any data is read or any GPU work is submitted.
 
 import type { OptimizerConfig } from '../graph/ops/optimizer.js';
-import { checkStrategy, type MemoryStrategy } from '../models/densenet_graph.js';
+import { checkFreeze, checkStrategy, type FreezePart, type MemoryStrategy } from '../models/densenet_graph.js';
 import type { LrSchedule } from './schedule.js';
 
-export type DatasetName = 'mnist' | 'cifar10' | 'cifar100';
+export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn';
+export const DATASETS: readonly DatasetName[] = ['mnist', 'cifar10', 'cifar100', 'svhn'];
+
+/**
+ * The learning rate when --lr is not given. Fine-tuning (--weights) starts from trained features
+ * that a large step would wreck: 0.01 for SGD (a tenth of the paper's 0.1, as torchvision's
+ * transfer-learning tutorial uses 0.001–0.01), 1e-4 for Adam/AdamW.
+ */
+export function defaultLearningRate(optimizer: TrainOptions['optimizer'], fineTuning: boolean): number {
+  if (!fineTuning) return 0.1;
+  return optimizer === 'sgd' ? 0.01 : 1e-4;
+}
 
 export interface TrainOptions {
   model: string;
@@ -32,14 +43,32 @@ export interface TrainOptions {
   overwrite?: boolean;
   /** Use only this many training images, and a proportional share of the test images: quick runs and tests. */
   limit?: number;
+  /** Fine-tuning: torchvision-named safetensors whose features (every layer but the classifier) initialise the model. */
+  weights?: string;
+  /** Also load the file's classifier (its class count must match the dataset's); default: a new classifier, initialised as the engine does. */
+  keepClassifier?: boolean;
+  /** What does not train: none (default) or features (only the classifier trains; the features run in eval mode). */
+  freeze?: FreezePart;
+  /** SVHN: add extra_32x32.mat (531,131 images) to the training set. */
+  svhnExtra?: boolean;
 }
 
 export class OptionsError extends Error {}
 
 export function checkTrainOptions(o: TrainOptions): void {
   const fail = (msg: string) => { throw new OptionsError(`train: ${msg}`); };
-  if (!['mnist', 'cifar10', 'cifar100'].includes(o.dataset)) fail(`--dataset must be mnist, cifar10 or cifar100, got "${o.dataset}"`);
-  if (o.dataset !== 'mnist' && !o.dataDir) fail(`--dataset ${o.dataset} needs --data-dir DIR holding the dataset's binary files`);
+  if (!DATASETS.includes(o.dataset)) fail(`--dataset must be mnist, cifar10, cifar100 or svhn, got "${o.dataset}"`);
+  if (o.dataset !== 'mnist' && !o.dataDir) fail(`--dataset ${o.dataset} needs --data-dir DIR holding the dataset's ${o.dataset === 'svhn' ? '.mat' : 'binary'} files`);
+  if (o.svhnExtra && o.dataset !== 'svhn') fail(`--svhn-extra adds SVHN's extra_32x32.mat; it needs --dataset svhn, not ${o.dataset}`);
+  try {
+    checkFreeze(o.freeze ?? 'none');
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (o.keepClassifier && !o.weights) fail('--keep-classifier keeps the classifier of --weights FILE; give --weights too');
+  if (o.weights !== undefined && !o.weights.endsWith('.safetensors')) {
+    fail(`--weights ${o.weights}: expected a .safetensors file (torchvision names; \`export\` writes one from a checkpoint; to continue a training run use --resume CHECKPOINT)`);
+  }
   if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`--epochs must be a whole number >= 1, got ${o.epochs}`);
   if (!Number.isInteger(o.batch) || o.batch < 2) fail(`--batch must be a whole number >= 2, got ${o.batch}`);
   if (!['sgd', 'adam', 'adamw'].includes(o.optimizer)) fail(`--optimizer must be sgd, adam or adamw, got "${o.optimizer}"`);

@@ -11,7 +11,11 @@ export const FLAG_OF_OPTION: Record<keyof TrainOptions, string> = {
   model: 'model', dataset: 'dataset', dataDir: 'data-dir', epochs: 'epochs', batch: 'batch', optimizer: 'optimizer', lr: 'lr',
   momentum: 'momentum', nesterov: 'no-nesterov', weightDecay: 'weight-decay', schedule: 'schedule', dropout: 'dropout',
   augment: 'augment', seed: 'seed', memory: 'memory', outDir: 'out', resume: 'resume', limit: 'limit', overwrite: 'overwrite',
+  weights: 'weights', keepClassifier: 'keep-classifier', freeze: 'freeze', svhnExtra: 'svhn-extra',
 };
+
+/** Values of optional options that mean "not given" (checkpoints of earlier versions lack the field). */
+const DEFAULTS: Partial<Record<keyof TrainOptions, unknown>> = { freeze: 'none', keepClassifier: false, svhnExtra: false };
 
 /** Options that may change on resume: none of them is part of the state a checkpoint restores. */
 const CHANGEABLE: readonly (keyof TrainOptions)[] = [
@@ -25,6 +29,11 @@ const FIXED: Partial<Record<keyof TrainOptions, string>> = {
   limit: 'it changes the training set whose data order and position the checkpoint recorded',
   seed: 'the seed fixes the data order, augmentation and dropout draws the checkpoint continues',
   optimizer: "the checkpoint holds this optimizer's state (momentum or Adam moments), which another optimizer cannot use",
+  freeze: "the checkpoint's optimizer state covers only the parameters that train (with --freeze features, the classifier's), " +
+    'and frozen layers kept their loaded values; to train more or fewer layers start a new run with --weights (export this checkpoint first)',
+  weights: 'the run started from these weights and the checkpoint holds what was trained from them',
+  keepClassifier: 'the checkpoint holds the classifier the run started with and trained',
+  svhnExtra: 'it changes the training set whose data order and position the checkpoint recorded',
 };
 
 export interface OptionChange { from: unknown; to: unknown }
@@ -40,8 +49,8 @@ export function resumeOptionChanges(saved: TrainOptions, wanted: TrainOptions): 
   for (const key of Object.keys(FLAG_OF_OPTION) as (keyof TrainOptions)[]) {
     // How this invocation starts is not part of the run; model and dropout are compared as the model config (trainer.ts).
     if (key === 'resume' || key === 'overwrite' || key === 'model' || key === 'dropout') continue;
-    const from = saved[key];
-    const to = wanted[key];
+    const from = saved[key] ?? DEFAULTS[key];
+    const to = wanted[key] ?? DEFAULTS[key];
     if (JSON.stringify(from) === JSON.stringify(to)) continue;
     if (CHANGEABLE.includes(key)) {
       changed[key] = { from: from ?? null, to: to ?? null };

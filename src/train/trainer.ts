@@ -106,7 +106,16 @@ interface Progress {
   totals?: RunTotals;
 }
 
+/** --weights: the tensors to write over a new model (every layer but the classifier, unless it is kept), and a line saying so. */
+export interface FineTuneWeights { values: Map<string, Float32Array>; summary: string }
+
 export interface TrainHooks {
+  /**
+   * Reads the --weights file for the run's model config and checks it (throwing a message that
+   * names every missing or mis-shaped tensor), before any GPU work. src/train does not read weight
+   * files (src/io does): the CLI passes src/cli/finetune.ts's reader.
+   */
+  readWeights?: (config: DenseNetConfig, keepClassifier: boolean) => Promise<FineTuneWeights>;
   /** Stops the run after the current step, saving a checkpoint to resume from (Ctrl-C does the same). */
   signal?: AbortSignal;
   /** Called after every step with the global step number and its loss. */
@@ -124,10 +133,16 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
   }
   // Options the checkpoint's state depends on are refused here, by name; the others are applied and recorded.
   const changed = resumed ? resumeOptionChanges(resumed.header.options as TrainOptions, o) : {};
-  const data = await loadDataset(o.dataset, { dataDir: o.dataDir, seed: o.seed, limit: o.limit });
+  const data = await loadDataset(o.dataset, { dataDir: o.dataDir, seed: o.seed, limit: o.limit, svhnExtra: o.svhnExtra });
   checkBatchFits(o, data);
   const config = modelConfigFor(o, data);
   if (resumed) checkSameModel(o.resume!, resumed.header.config as DenseNetConfig, config);
+  // A resumed run's checkpoint already holds what was trained from the weights.
+  let fineTune: FineTuneWeights | undefined;
+  if (o.weights && !resumed) {
+    if (!hooks.readWeights) throw new OptionsError('train: --weights needs a weights reader (hooks.readWeights); the CLI passes one');
+    fineTune = await hooks.readWeights(config, o.keepClassifier === true);
+  }
   const savedAt = resumed ? { step: resumed.header.stepsTaken as number, epochs: (resumed.header.progress as Progress).epoch } : undefined;
   const rewound = await prepareRunDir(o, savedAt, log);
   const metricsPath = join(o.outDir, 'metrics.jsonl');
@@ -143,9 +158,13 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
   try {
     log(`adapter: ${gpu.adapter.name}`);
     model = DenseNetModel.create(gpu, config, o.seed);
+    if (fineTune) {
+      model.writeParameters(fineTune.values);
+      log(fineTune.summary);
+    }
     const compiling = guardCompile({ signal: hooks.signal });
     try {
-      session = await TrainingSession.create(model, { batch: o.batch, memory: o.memory, optimizer: optimizerConfig(o), seed: o.seed });
+      session = await TrainingSession.create(model, { batch: o.batch, memory: o.memory, optimizer: optimizerConfig(o), seed: o.seed, freeze: o.freeze ?? 'none' });
       inference = await InferenceSession.create(model, { batch: o.batch, memory: o.memory });
     } finally {
       compiling.end();
@@ -171,7 +190,9 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
     }
     const limited = o.limit !== undefined ? ` (--limit ${o.limit} cuts the test set in proportion)` : '';
     log(`model ${config.name}: ${model.trainableCount.toLocaleString('en-US')} parameters; ${o.dataset}: ${data.train.labels.length} train / ${data.test.labels.length} test images${limited}; ` +
-      `batch ${o.batch}, ${o.optimizer} lr ${o.lr} (${o.schedule}), memory ${o.memory}; ${(gpu.arena.liveBytes / 2 ** 20).toFixed(1)} MiB of GPU memory allocated`);
+      `batch ${o.batch}, ${o.optimizer} lr ${o.lr} (${o.schedule}), memory ${o.memory}` +
+      `${o.freeze === 'features' ? `, features frozen (eval mode; ${session.trainedCount.toLocaleString('en-US')} classifier parameters train)` : ''}; ` +
+      `${(gpu.arena.liveBytes / 2 ** 20).toFixed(1)} MiB of GPU memory allocated`);
 
     const perEpoch = stream.batchesPerEpoch();
     const schedule = scheduleOf(o);

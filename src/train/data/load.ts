@@ -6,16 +6,17 @@ import { loadCifar } from './cifar.js';
 import type { Dataset, DatasetSplit } from './dataset.js';
 import { imageSize } from './dataset.js';
 import { loadMnist } from './mnist.js';
+import { loadSvhn } from './svhn.js';
 
 /** Digits the `mnist` package ships. */
 const MNIST_DIGITS = 10_000;
 
-export async function loadDataset(name: DatasetName, o: { dataDir?: string; seed: number; limit?: number }): Promise<DatasetSplit> {
+export async function loadDataset(name: DatasetName, o: { dataDir?: string; seed: number; limit?: number; svhnExtra?: boolean }): Promise<DatasetSplit> {
   if (name === 'mnist') {
     // MNIST's split is 80/20 of however many digits are used.
     return loadMnist({ seed: o.seed, limit: o.limit === undefined ? undefined : Math.min(MNIST_DIGITS, Math.ceil(o.limit / 0.8)) });
   }
-  const split = await loadCifar(name, o.dataDir!);
+  const split = name === 'svhn' ? await loadSvhn(o.dataDir!, { extra: o.svhnExtra }) : await loadCifar(name, o.dataDir!);
   if (o.limit === undefined) return split;
   const testCount = Math.max(1, Math.round((o.limit * split.test.labels.length) / split.train.labels.length));
   return { ...split, train: head(split.train, o.limit), test: head(split.test, testCount) };
