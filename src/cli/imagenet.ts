@@ -24,7 +24,7 @@ import { configFromWeights, exportTorchvisionWeights, loadTorchvisionWeights, We
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { TUNE_FLAGS, tunedAdapterOptions } from './tune.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
-import { runPredict } from './train.js';
+import { runPredict } from './checkpoint_model.js';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
@@ -183,14 +183,14 @@ async function configFromFlag(value: string, command: string): Promise<DenseNetC
 }
 
 /** Errors about the user's files print as one clean line (no stack). */
-function asUsage<T>(command: string, f: () => Promise<T>): Promise<T> {
+export function asUsage<T>(command: string, f: () => Promise<T>): Promise<T> {
   return f().catch((e: unknown) => {
     if (e instanceof SafetensorsError || e instanceof WeightsError) throw new UsageError(`${command}: ${e.message}`);
     throw e;
   });
 }
 
-async function modelAndWeights(flags: ParsedFlags, command: string): Promise<{ config: DenseNetConfig; contents: SafetensorsContents; weights: string }> {
+export async function modelAndWeights(flags: ParsedFlags, command: string): Promise<{ config: DenseNetConfig; contents: SafetensorsContents; weights: string }> {
   const weights = flags.weights as string | undefined;
   if (!weights) throw new UsageError(`${command}: --weights FILE.safetensors is required`);
   await refuseWrongKind(command, 'weights', weights, {

@@ -11,6 +11,7 @@ export const FLAG_OF_OPTION: Record<keyof TrainOptions, string> = {
   model: 'model', dataset: 'dataset', dataDir: 'data-dir', epochs: 'epochs', batch: 'batch', optimizer: 'optimizer', lr: 'lr',
   momentum: 'momentum', nesterov: 'no-nesterov', weightDecay: 'weight-decay', schedule: 'schedule', dropout: 'dropout',
   augment: 'augment', seed: 'seed', memory: 'memory', outDir: 'out', resume: 'resume', limit: 'limit', overwrite: 'overwrite',
+  valSplit: 'val-split', normalize: 'normalize',
 };
 
 /** Options that may change on resume: none of them is part of the state a checkpoint restores. */
@@ -23,6 +24,8 @@ const FIXED: Partial<Record<keyof TrainOptions, string>> = {
   dataset: 'the weights were trained on its classes and the data order recorded is over its images',
   batch: 'the checkpoint recorded the data order and position in the epoch for this batch size',
   limit: 'it changes the training set whose data order and position the checkpoint recorded',
+  valSplit: 'it changes the training set whose data order and position the checkpoint recorded',
+  normalize: 'the weights were trained on inputs normalized this way',
   seed: 'the seed fixes the data order, augmentation and dropout draws the checkpoint continues',
   optimizer: "the checkpoint holds this optimizer's state (momentum or Adam moments), which another optimizer cannot use",
 };
