@@ -118,6 +118,11 @@ test('unreadable files are reported by name with a count, and the rest is used',
   assert.is(data.split.train.labels.length, 12);
   assert.is(data.split.test.labels.length, 6);
   assert.equal(data.split.train.classNames, [...SHAPE_CLASSES]);
+  // A gray model gets gray images at its size, normalized by the training set (ImageNet's are RGB).
+  const gray = await loadFolderData({ dataDir: dir, seed: 0, augment: false }, preset('digits-tiny'), () => {});
+  assert.equal([gray.split.train.shape, gray.preprocessing.normalize, gray.split.mean.length], [[1, 28, 28], 'dataset', 1]);
+  assert.ok(gray.split.std[0] > 0.05, `std ${gray.split.std[0]}`);
+  await rejects(loadFolderData({ dataDir: dir, seed: 0, augment: false, normalize: 'imagenet' }, preset('digits-tiny'), () => {}), /--normalize imagenet needs a model with 3 input channels; digits-tiny takes 1: use --normalize dataset/, 'imagenet stats on gray');
   // A class left without a readable image is an error naming it.
   const lost = join(root, 'lost');
   await writeShapeFolder(join(lost, 'train'), 2, 3, 20);

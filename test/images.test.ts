@@ -128,6 +128,19 @@ test('JPEG (jpeg-js-encoded, RGB) decodes within JPEG error; a gray JPEG has one
   assertClose(gray.data, new Float64Array(128).map((_, i) => ((i % 16) * 16) / 255), { atol: 4 / 255, rtol: 0 }, 'gray jpeg');
 });
 
+test('WebP (lossless, written by sharp) decodes to exact v/255; alpha composited like PNG', async () => {
+  // The writer is the decoder's own library here (no independent WebP encoder is installed): this
+  // checks the format's detection and the channel layout, which are ours.
+  const { default: sharp } = await import('sharp');
+  const [w, h] = [5, 3];
+  const rgba = pattern(w, h, (i) => (i % 3 === 0 ? 255 : 64));
+  const bytes = await sharp(rgba, { raw: { width: w, height: h, channels: 4 } }).webp({ lossless: true }).toBuffer();
+  const img = await decodeImage(bytes, 'pic.webp', { background: 'black' });
+  assert.equal([img.width, img.height, img.channels], [5, 3, 3]);
+  const want = new Float64Array(w * h * 3).map((_, k) => (rgba[4 * Math.floor(k / 3) + (k % 3)] / 255) * (rgba[4 * Math.floor(k / 3) + 3] / 255));
+  assertClose(img.data, want, { atol: 1e-7, rtol: 1e-6 }, 'webp over black');
+});
+
 async function assertImageError(p: Promise<unknown> | (() => unknown), pattern: RegExp, what: string): Promise<void> {
   try {
     await (typeof p === 'function' ? p() : p);

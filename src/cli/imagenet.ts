@@ -67,7 +67,7 @@ export interface ImagenetRunOptions {
 
 /** Builds the model, loads the weights, runs every image in batches; `onBatch` gets each batch's outputs. */
 async function runModel(o: ImagenetRunOptions, onBatch: (output: Float32Array, first: number, count: number, batch: number) => void): Promise<RunStats> {
-  if (o.files.length === 0) throw new UsageError('give one or more image files (PNG or JPEG)');
+  if (o.files.length === 0) throw new UsageError('give one or more image files (PNG, JPEG or WebP)');
   const batch = Math.min(o.batch ?? 8, o.files.length);
   if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch must be a whole number >= 1, got ${o.batch}`);
   const model = DenseNetModel.create(o.gpu, o.config, 0);
@@ -227,7 +227,7 @@ async function withGpu<T>(flags: ParsedFlags, device: Gpu | undefined, config: D
 export async function runImagenetPredict(flags: ParsedFlags, files: string[], log: (line: string) => void = console.log, device?: Gpu): Promise<void> {
   const top = flags.top as number;
   if (!Number.isInteger(top) || top < 1) throw new UsageError(`predict: --top must be a whole number >= 1, got ${top}`);
-  if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG or JPEG)');
+  if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG, JPEG or WebP)');
   const { config, contents, weights } = await modelAndWeights(flags, 'predict');
   await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} (input [${config.inputShape.join(', ')}], ${config.classes} classes) with ${weights}`);
@@ -242,7 +242,7 @@ export async function runFeatures(flags: ParsedFlags, files: string[], log: (lin
   if (!out) throw new UsageError('features: --out FILE.npy or FILE.json is required');
   await checkOutFile('features', out, { extensions: ['.npy', '.json'], format: 'float32 .npy or .json feature vectors', overwrite: flags.overwrite === true });
   const kind = extname(out).toLowerCase();
-  if (files.length === 0) throw new UsageError('features: give one or more image files (PNG or JPEG)');
+  if (files.length === 0) throw new UsageError('features: give one or more image files (PNG, JPEG or WebP)');
   const { config, contents, weights } = await modelAndWeights(flags, 'features');
   await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} as a feature extractor with ${weights}`);

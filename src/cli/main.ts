@@ -35,7 +35,7 @@ const commands: Record<string, Command> = {
     run: (flags, positional, given) => runPredictDispatch(flags as ParsedFlags, positional, given),
   },
   features: {
-    summary: 'pooled DenseNet feature vectors of PNG/JPEG images (torchvision weights) to .npy or .json',
+    summary: 'pooled DenseNet feature vectors of PNG/JPEG/WebP images (torchvision weights) to .npy or .json',
     flags: FEATURES_FLAGS,
     positional: 'IMAGE...',
     run: (flags, positional) => runFeatures(flags as ParsedFlags, positional),
