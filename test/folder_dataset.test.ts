@@ -14,7 +14,7 @@ import { FolderBatchStream } from '../src/train/data/folder_stream.js';
 import { DatasetError } from '../src/train/data/core.js';
 import { Rng } from '../src/train/data/rng.js';
 import { preset, denseNetConfig } from '../src/models/index.js';
-import { randomResizedCropBox } from '../src/train/preprocessing.js';
+import { preprocessingOf, randomResizedCropBox } from '../src/train/preprocessing.js';
 import { SHAPE_CLASSES, writeShapeFolder } from './folder_fixtures.js';
 
 const test = suite('folder_dataset');
@@ -183,6 +183,16 @@ test('streamed batches: deterministic, resumable, prefetched; the loader\'s imag
   for (let b = await timed.next(); b; b = await timed.next()) images += b.count;
   const seconds = (performance.now() - t0) / 1000;
   console.log(`folder loader: ${images} images of 400×300 JPEG → RandomResizedCrop 224 + flip in ${seconds.toFixed(2)} s: ${(images / seconds).toFixed(1)} images/s`);
+});
+
+test('checkpoints from before preprocessing was recorded get what predict did then', () => {
+  // An MNIST run's header of that time: mean/std/classNames, no preprocessing field.
+  const digits = preprocessingOf({ options: { dataset: 'mnist', augment: false }, mean: [0.13], std: [0.31], classNames: ['0'] }, preset('digits-fast'));
+  assert.equal(digits, { inputShape: [1, 28, 28], mean: [0.13], std: [0.31], normalize: 'dataset', resize: 'stretch', augment: 'none', invertLight: true });
+  const cifar = preprocessingOf({ options: { dataset: 'cifar10', augment: true }, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] }, preset('densenet-bc-100-12'));
+  assert.equal([cifar.inputShape, cifar.resize, cifar.augment, cifar.invertLight], [[3, 32, 32], 'stretch', 'crop-flip', false]);
+  const recorded = { inputShape: [3, 224, 224], mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2], normalize: 'dataset', resize: 'shorter-crop', resizeTo: 256, augment: 'random-resized-crop' };
+  assert.equal(preprocessingOf({ preprocessing: recorded, mean: [0], std: [1] }, preset('densenet121')), recorded, 'a recorded one is used as is');
 });
 
 test.run();

@@ -1,4 +1,5 @@
 // densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
+import './threadpool.js';
 import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { BENCH_COMMANDS } from './bench_commands.js';
 import { reportError } from './errors.js';
