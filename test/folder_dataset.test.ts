@@ -16,6 +16,8 @@ import { Rng } from '../src/train/data/rng.js';
 import { preset, denseNetConfig } from '../src/models/index.js';
 import { preprocessingOf, randomResizedCropBox } from '../src/train/preprocessing.js';
 import { SHAPE_CLASSES, writeShapeFolder } from './folder_fixtures.js';
+import { evaluateBatches } from '../src/train/evaluate.js';
+import type { InferenceSession } from '../src/models/session.js';
 
 const test = suite('folder_dataset');
 let root = '';
@@ -39,10 +41,10 @@ async function rejects(p: Promise<unknown>, pattern: RegExp, what: string): Prom
 }
 
 test('class names sort by code point as Python sorted() does; files in os.walk order, sub-folders included', async () => {
-  // Python: sorted(['b', 'B', 'a', '_', '10', '9', '\uffff', '\U0001F600']) == ['10', '9', 'B', '_', 'a', 'b', '\uffff', '😀'];
+  // Python: sorted(['b', 'B', 'ab', 'a', '_', '10', '9', '\uffff', '\U0001F600']) == ['10', '9', 'B', '_', 'a', 'ab', 'b', '\uffff', '😀'];
   // JavaScript's default sort would put the emoji (surrogates D83D DE00) before U+FFFF.
-  const names = ['b', 'B', 'a', '_', '10', '9', '\uffff', '😀'];
-  assert.equal([...names].sort(compareCodePoints), ['10', '9', 'B', '_', 'a', 'b', '\uffff', '😀']);
+  const names = ['b', 'B', 'ab', 'a', '_', '10', '9', '\uffff', '😀'];
+  assert.equal([...names].sort(compareCodePoints), ['10', '9', 'B', '_', 'a', 'ab', 'b', '\uffff', '😀']);
   const dir = join(root, 'order');
   for (const c of names) await touch(join(dir, c, 'x.png'));
   await touch(join(dir, 'a', 'sub', 'b.jpg'));
@@ -50,7 +52,7 @@ test('class names sort by code point as Python sorted() does; files in os.walk o
   await touch(join(dir, 'a', 'notes.txt'));
   await touch(join(dir, 'stray.png')); // a file beside the class folders is not a class
   const folder = await scanImageFolder(dir);
-  assert.equal(folder.classNames, ['10', '9', 'B', '_', 'a', 'b', '\uffff', '😀']);
+  assert.equal(folder.classNames, ['10', '9', 'B', '_', 'a', 'ab', 'b', '\uffff', '😀']);
   const a = folder.files.filter((f) => f.label === 4).map((f) => f.path.slice(join(dir, 'a').length + 1));
   // os.walk: the folder's own files (sorted: 'Z.JPEG' < 'x.png'), then sub-folders' files.
   assert.equal(a, ['Z.JPEG', 'x.png', join('sub', 'b.jpg')]);
@@ -183,6 +185,26 @@ test('streamed batches: deterministic, resumable, prefetched; the loader\'s imag
   for (let b = await timed.next(); b; b = await timed.next()) images += b.count;
   const seconds = (performance.now() - t0) / 1000;
   console.log(`folder loader: ${images} images of 400×300 JPEG → RandomResizedCrop 224 + flip in ${seconds.toFixed(2)} s: ${(images / seconds).toFixed(1)} images/s`);
+});
+
+test('evaluation counts top-1, top-5 (ties go to the lower index), per class and the confusion matrix', async () => {
+  // 7 classes; each row's logits put the label at a chosen rank.
+  const rows = [
+    { label: 2, logits: [0, 1, 9, 2, 3, 4, 5] }, // rank 0: top-1
+    { label: 0, logits: [5, 9, 8, 7, 6, 1, 0] }, // rank 4: top-5, not top-1
+    { label: 5, logits: [9, 8, 7, 6, 5, 4, 0] }, // rank 5: neither
+    { label: 6, logits: [9, 8, 7, 6, 3, 3, 3] }, // tied with 4 and 5, which come first: rank 6
+    { label: 4, logits: [9, 8, 7, 6, 3, 3, 3] }, // tied, lowest index of the tie: rank 4
+  ];
+  const session = { batch: 2, run: async (input: Float32Array) => Float32Array.from(Array.from({ length: 2 }, (_, i) => rows[input[i]]?.logits ?? Array(7).fill(0)).flat()) } as unknown as InferenceSession;
+  const batches = [[0, 1], [2, 3], [4]].map((ids) => ({ images: Float32Array.from(ids), labels: Uint32Array.from(ids.map((i) => rows[i].label)), count: ids.length }));
+  const e = await evaluateBatches(session, 7, batches);
+  assert.is(e.count, 5);
+  assert.is(e.accuracy, 1 / 5);
+  assert.is(e.top5, 3 / 5);
+  assert.equal(e.perClass, [0, null, 1, null, 0, 0, 0]);
+  assert.equal(e.confusion[0], [0, 1, 0, 0, 0, 0, 0]);
+  assert.equal(e.confusion[2], [0, 0, 1, 0, 0, 0, 0]);
 });
 
 test('checkpoints from before preprocessing was recorded get what predict did then', () => {

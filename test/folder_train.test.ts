@@ -52,7 +52,7 @@ test('eval: top-1, top-5, per-class, confusion matrix and --json (an existing fi
   const json = join(root, 'eval.json');
   const e = cli('eval', '--checkpoint', join(run(), 'best.ckpt'), '--json', json);
   assert.is(e.code, 0, e.err);
-  assert.match(e.out, /validation split of .*: 60 images, top-1 accuracy \d+\.\d+%, top-5 accuracy 100\.00%/);
+  assert.match(e.out, /validation images of .*: 60 images, top-1 accuracy \d+\.\d+%, top-5 accuracy 100\.00%/);
   assert.match(e.out, /per-class accuracy:\n  disc +\d+\.\d+% \(\d+\/20\)\n  square/);
   assert.match(e.out, /truth\\pred +disc +square +stripe/);
   const result = JSON.parse(await readFile(json, 'utf8'));

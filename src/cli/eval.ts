@@ -106,7 +106,7 @@ export async function runEval(flags: ParsedFlags, given: Set<string>, log: (line
         // The run's own validation split, drawn again from the recorded seed and fraction.
         const split = await scanFolderDataset(options.dataDir!, { valSplit: options.valSplit, seed: options.seed });
         files = options.limit !== undefined ? take(split.val, Math.max(1, Math.round((options.limit * split.val.length) / split.train.length)), options.seed, 1) : split.val;
-        what = `validation split of ${split.layout}`;
+        what = `validation images of ${split.layout}`;
       }
       data = await loadEvalFiles(files, config.inputShape, classNames, log);
     } else {
