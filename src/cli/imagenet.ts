@@ -16,7 +16,8 @@ import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNet
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { centerCrop, decodeImageFile, resizeShorterSide, toModelInput, toRgb, type FloatImage } from '../train/images.js';
+import { decodeImageFile, type FloatImage } from '../train/images.js';
+import { evalInput, IMAGENET_MEAN, IMAGENET_STD } from '../train/preprocessing.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
@@ -26,16 +27,16 @@ import { TUNE_FLAGS, tunedAdapterOptions } from './tune.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
 import { runPredict } from './checkpoint_model.js';
 
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
-export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+export { IMAGENET_MEAN, IMAGENET_STD };
 
 /** One image as torchvision's ImageNet evaluation transform makes it: [3, H, W] planar, normalized. */
 export function imagenetInput(image: FloatImage, inputShape: readonly [number, number, number]): Float32Array {
   const [c, h, w] = inputShape;
   if (c !== 3) throw new UsageError(`ImageNet preprocessing makes RGB images; this model takes ${c} channel(s)`);
-  const resize = Math.round((Math.min(h, w) * 256) / 224);
-  const cropped = centerCrop(resizeShorterSide(toRgb(image), resize), w, h);
-  return toModelInput(cropped, { channels: 3, height: h, width: w, mean: IMAGENET_MEAN, std: IMAGENET_STD });
+  const x = evalInput(image, { inputShape: [c, h, w], mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], normalize: 'imagenet', resize: 'shorter-crop', resizeTo: Math.round((Math.min(h, w) * 256) / 224), augment: 'none' });
+  const plane = h * w;
+  for (let ch = 0; ch < 3; ch++) for (let k = ch * plane; k < (ch + 1) * plane; k++) x[k] = (x[k] - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch];
+  return x;
 }
 
 export interface RunStats {
