@@ -63,7 +63,7 @@ test('eval: top-1, top-5, per-class, confusion matrix and --json (an existing fi
   assert.is(diagonal / 60, result.top1, 'top-1 is the confusion matrix diagonal');
   const again = cli('eval', '--checkpoint', join(run(), 'best.ckpt'), '--json', json);
   assert.is(again.code, 2);
-  assert.match(again.err, /eval: --out .*eval\.json already exists .*give --overwrite to replace it/);
+  assert.match(again.err, /eval: --json .*eval\.json already exists .*give --overwrite to replace it, or another --json/);
   assert.equal(JSON.parse(await readFile(json, 'utf8')), result, 'the refused file is untouched');
   const replaced = cli('eval', '--checkpoint', join(run(), 'best.ckpt'), '--json', json, '--overwrite', '--data-dir', join(data(), 'train'));
   assert.is(replaced.code, 0, replaced.err);

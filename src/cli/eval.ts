@@ -85,7 +85,7 @@ export async function runEval(flags: ParsedFlags, given: Set<string>, log: (line
   if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`eval: --batch must be a whole number >= 1, got ${batch}`);
   if (checkpoint && given.has('model')) throw new UsageError('eval: --model goes with --weights, not --checkpoint (a checkpoint knows its model)');
   if (weights && !dataDir) throw new UsageError('eval: --weights needs --data-dir VALDIR, an ImageNet-style folder of class folders (VALDIR/<wnid or class name>/*.JPEG)');
-  if (json) await checkOutFile('eval', json, { extensions: ['.json'], format: 'JSON', overwrite: flags.overwrite === true });
+  if (json) await checkOutFile('eval', json, { extensions: ['.json'], format: 'JSON', overwrite: flags.overwrite === true, flag: 'json' });
   if (checkpoint) await refuseWrongKind('eval', 'checkpoint', checkpoint, { safetensors: '--weights (torchvision-named weights) and --data-dir' });
   if (weights) return evalWeights(flags, weights, dataDir!, json, log);
 
