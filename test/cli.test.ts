@@ -46,7 +46,7 @@ test('eval prints accuracy and a confusion matrix; predict gives the top 5 class
   const checkpoint = join(root, 'run', 'last.ckpt');
   const e = cli('eval', '--checkpoint', checkpoint);
   assert.is(e.code, 0, e.err);
-  assert.match(e.out, /mnist test set: \d+ images, accuracy \d+\.\d+%/);
+  assert.match(e.out, /mnist test set: \d+ images, top-1 accuracy \d+\.\d+%, top-5 accuracy \d+\.\d+%/);
   assert.match(e.out, /truth\\pred/);
   const { test: digits } = loadMnist({ limit: 100 });
   const png = new PNG({ width: 28, height: 28 });
@@ -153,7 +153,7 @@ test('bad input: each error names the problem and the fix, exits non-zero, and p
     [['train', '--model', 'densenet-bc-100-12'], /takes images of \[3, 32, 32\] but mnist images are \[1, 28, 28\]/],
     [['train', '--model', 'no-such-model'], /no-such-model/],
     [['train', '--lr', 'fast'], /--lr must be a number/],
-    [['eval'], /--checkpoint FILE is required/],
+    [['eval'], /give --checkpoint FILE/],
     [['predict', '--checkpoint', join(root, 'run', 'last.ckpt'), join(root, 'missing.png')], /missing\.png/],
     [['bench', 'nothing'], /"bench" takes: /],
   ];

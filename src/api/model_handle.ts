@@ -5,7 +5,7 @@ import { checkStrategy } from '../models/densenet_graph.js';
 import type { MemoryStrategy } from './model.js';
 import type { DenseNetConfig } from '../models/densenet_config.js';
 import type { DenseNetModel } from '../models/model.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../train/images.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../train/preprocessing.js';
 import type { Device } from './device.js';
 import { attachModel, gpuOf, modelState, type ModelState } from './internal.js';
 import type { Model, ModelOptions, Preprocessing } from './model.js';

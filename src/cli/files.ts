@@ -66,6 +66,8 @@ export interface OutFileRule {
   format: string;
   /** --overwrite was given: an existing file may be replaced. */
   overwrite: boolean;
+  /** The flag that names the file, for messages (default "out"). */
+  flag?: string;
 }
 
 /**
@@ -74,23 +76,24 @@ export interface OutFileRule {
  * file and what it holds). Writing it is the caller's, atomically (writeFileAtomic).
  */
 export async function checkOutFile(command: string, path: string, rule: OutFileRule): Promise<void> {
+  const flag = rule.flag ?? 'out';
   // An existing file first: a user who points --out at a checkpoint hears that it is one.
   const existing = await stat(path).catch(() => undefined);
-  if (existing?.isDirectory()) throw new UsageError(`${command}: --out ${path} is a directory; give a file name ending in ${rule.extensions.join(' or ')}`);
+  if (existing?.isDirectory()) throw new UsageError(`${command}: --${flag} ${path} is a directory; give a file name ending in ${rule.extensions.join(' or ')}`);
   if (existing && !rule.overwrite) {
-    throw new UsageError(`${command}: --out ${path} already exists (${await describeFile(path)}); give --overwrite to replace it, or another --out`);
+    throw new UsageError(`${command}: --${flag} ${path} already exists (${await describeFile(path)}); give --overwrite to replace it, or another --${flag}`);
   }
   const ext = extname(path).toLowerCase();
   if (!rule.extensions.includes(ext)) {
-    throw new UsageError(`${command}: --out ${path}: ${command} writes ${rule.format}, so the file name must end in ${rule.extensions.join(' or ')}`);
+    throw new UsageError(`${command}: --${flag} ${path}: ${command} writes ${rule.format}, so the file name must end in ${rule.extensions.join(' or ')}`);
   }
   const dir = dirname(resolve(path));
   const dirStat = await stat(dir).catch(() => undefined);
-  if (!dirStat) throw new UsageError(`${command}: --out ${path}: directory ${dir} does not exist; create it first or choose another --out`);
-  if (!dirStat.isDirectory()) throw new UsageError(`${command}: --out ${path}: ${dir} is not a directory`);
+  if (!dirStat) throw new UsageError(`${command}: --${flag} ${path}: directory ${dir} does not exist; create it first or choose another --${flag}`);
+  if (!dirStat.isDirectory()) throw new UsageError(`${command}: --${flag} ${path}: ${dir} is not a directory`);
   try {
     await access(dir, constants.W_OK);
   } catch {
-    throw new UsageError(`${command}: --out ${path}: directory ${dir} is not writable; choose another --out`);
+    throw new UsageError(`${command}: --${flag} ${path}: directory ${dir} is not writable; choose another --${flag}`);
   }
 }

@@ -16,7 +16,8 @@ import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNet
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { decodeImageFile, imagenetInput } from '../train/images.js';
+import { decodeImageFile } from '../train/images.js';
+import { imagenetInput } from '../train/preprocessing.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
@@ -24,10 +25,10 @@ import { configFromWeights, exportTorchvisionWeights, loadTorchvisionWeights, We
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { TUNE_FLAGS, tunedAdapterOptions } from './tune.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
-import { runPredict } from './train.js';
+import { runPredict } from './checkpoint_model.js';
 
-// The transform lives beside the decoders (the library API uses it too); re-exported for this file's users.
-export { IMAGENET_MEAN, IMAGENET_STD, imagenetInput } from '../train/images.js';
+// The transform lives in src/train/preprocessing.ts (eval, folder datasets and the library API use it too); re-exported for this file's users.
+export { IMAGENET_MEAN, IMAGENET_STD, imagenetInput } from '../train/preprocessing.js';
 
 export interface RunStats {
   images: number;
@@ -58,7 +59,7 @@ export interface ImagenetRunOptions {
 
 /** Builds the model, loads the weights, runs every image in batches; `onBatch` gets each batch's outputs. */
 async function runModel(o: ImagenetRunOptions, onBatch: (output: Float32Array, first: number, count: number, batch: number) => void): Promise<RunStats> {
-  if (o.files.length === 0) throw new UsageError('give one or more image files (PNG or JPEG)');
+  if (o.files.length === 0) throw new UsageError('give one or more image files (PNG, JPEG or WebP)');
   const batch = Math.min(o.batch ?? 8, o.files.length);
   if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch must be a whole number >= 1, got ${o.batch}`);
   const model = DenseNetModel.create(o.gpu, o.config, 0);
@@ -174,14 +175,14 @@ async function configFromFlag(value: string, command: string): Promise<DenseNetC
 }
 
 /** Errors about the user's files print as one clean line (no stack). */
-function asUsage<T>(command: string, f: () => Promise<T>): Promise<T> {
+export function asUsage<T>(command: string, f: () => Promise<T>): Promise<T> {
   return f().catch((e: unknown) => {
     if (e instanceof SafetensorsError || e instanceof WeightsError) throw new UsageError(`${command}: ${e.message}`);
     throw e;
   });
 }
 
-async function modelAndWeights(flags: ParsedFlags, command: string): Promise<{ config: DenseNetConfig; contents: SafetensorsContents; weights: string }> {
+export async function modelAndWeights(flags: ParsedFlags, command: string): Promise<{ config: DenseNetConfig; contents: SafetensorsContents; weights: string }> {
   const weights = flags.weights as string | undefined;
   if (!weights) throw new UsageError(`${command}: --weights FILE.safetensors is required`);
   await refuseWrongKind(command, 'weights', weights, {
@@ -218,7 +219,7 @@ async function withGpu<T>(flags: ParsedFlags, device: Gpu | undefined, config: D
 export async function runImagenetPredict(flags: ParsedFlags, files: string[], log: (line: string) => void = console.log, device?: Gpu): Promise<void> {
   const top = flags.top as number;
   if (!Number.isInteger(top) || top < 1) throw new UsageError(`predict: --top must be a whole number >= 1, got ${top}`);
-  if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG or JPEG)');
+  if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG, JPEG or WebP)');
   const { config, contents, weights } = await modelAndWeights(flags, 'predict');
   await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} (input [${config.inputShape.join(', ')}], ${config.classes} classes) with ${weights}`);
@@ -233,7 +234,7 @@ export async function runFeatures(flags: ParsedFlags, files: string[], log: (lin
   if (!out) throw new UsageError('features: --out FILE.npy or FILE.json is required');
   await checkOutFile('features', out, { extensions: ['.npy', '.json'], format: 'float32 .npy or .json feature vectors', overwrite: flags.overwrite === true });
   const kind = extname(out).toLowerCase();
-  if (files.length === 0) throw new UsageError('features: give one or more image files (PNG or JPEG)');
+  if (files.length === 0) throw new UsageError('features: give one or more image files (PNG, JPEG or WebP)');
   const { config, contents, weights } = await modelAndWeights(flags, 'features');
   await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} as a feature extractor with ${weights}`);

@@ -1,10 +1,12 @@
 // densenet-wgsl command line. Each command declares its flags; unknown ones are errors.
+import './threadpool.js';
 import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { BENCH_COMMANDS } from './bench_commands.js';
 import { reportError } from './errors.js';
 import { runInfo } from './info.js';
 import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
-import { EVAL_FLAGS, runEval, runTrain, TRAIN_FLAGS } from './train.js';
+import { EVAL_FLAGS, runEval } from './eval.js';
+import { runTrain, TRAIN_FLAGS } from './train.js';
 import { runTune, TUNE_COMMAND_FLAGS } from './tune.js';
 import type { ParsedFlags } from './args.js';
 
@@ -23,18 +25,18 @@ const commands: Record<string, Command> = {
     run: (flags, _positional, given) => runTrain(flags as ParsedFlags, given),
   },
   eval: {
-    summary: 'accuracy and confusion matrix of a checkpoint on its test set',
+    summary: 'top-1/top-5, per-class accuracy and confusion matrix of a checkpoint (its test set or a folder) or of ImageNet weights on a val folder',
     flags: EVAL_FLAGS,
-    run: (flags) => runEval(flags as ParsedFlags),
+    run: (flags, _positional, given) => runEval(flags as ParsedFlags, given),
   },
   predict: {
-    summary: 'top-5 classes of PNG/JPEG images: --checkpoint (trained here) or --weights (torchvision ImageNet safetensors)',
+    summary: 'top-5 classes of PNG/JPEG/WebP images: --checkpoint (trained here) or --weights (torchvision ImageNet safetensors)',
     flags: PREDICT_FLAGS,
     positional: 'IMAGE...',
     run: (flags, positional, given) => runPredictDispatch(flags as ParsedFlags, positional, given),
   },
   features: {
-    summary: 'pooled DenseNet feature vectors of PNG/JPEG images (torchvision weights) to .npy or .json',
+    summary: 'pooled DenseNet feature vectors of PNG/JPEG/WebP images (torchvision weights) to .npy or .json',
     flags: FEATURES_FLAGS,
     positional: 'IMAGE...',
     run: (flags, positional) => runFeatures(flags as ParsedFlags, positional),

@@ -1,32 +1,27 @@
-// `densenet-wgsl train`, `eval` and `predict`.
+// `densenet-wgsl train` (eval and predict --checkpoint: eval.ts, checkpoint_model.ts).
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { openDevice } from '../gpu/device.js';
 import { DEFAULT_DIGITS_PRESET } from '../models/presets.js';
-import type { DenseNetConfig } from '../models/densenet_config.js';
-import { DenseNetModel } from '../models/model.js';
-import { InferenceSession } from '../models/session.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { findExistingRun } from '../train/run_dir.js';
-import { loadDataset } from '../train/data/load.js';
-import { evaluate, formatConfusion } from '../train/evaluate.js';
-import { decodeImageFile, toModelInput } from '../train/images.js';
 import { defaultLearningRate, type DatasetName, type TrainOptions } from '../train/options.js';
 import { CHECKPOINT_FORMAT, train, TrainingStopped } from '../train/trainer.js';
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { TUNE_FLAGS, tunedAdapterOptions, tuneTarget } from './tune.js';
 import { fineTuneWeightsReader } from './finetune.js';
 
-/** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR and SVHN follow the paper (300 and 40). */
-export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 6, cifar10: 300, cifar100: 300, svhn: 40 };
+/** Epochs of the default run per dataset: MNIST is chosen to reach ≥ 98% in minutes on a CPU; CIFAR and SVHN follow the paper (300 and 40); folders: a start, say --epochs. */
+export const DEFAULT_EPOCHS: Record<DatasetName, number> = { mnist: 6, cifar10: 300, cifar100: 300, svhn: 40, folder: 30 };
 
 export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'model', type: 'string', help: `preset name or a JSON config file`, default: DEFAULT_DIGITS_PRESET },
-  { name: 'dataset', type: 'string', help: 'mnist (built in), cifar10, cifar100 or svhn (from --data-dir)', default: 'mnist' },
-  { name: 'data-dir', type: 'string', help: 'directory with the CIFAR binary files or the SVHN .mat files' },
+  { name: 'dataset', type: 'string', help: 'mnist (built in), cifar10, cifar100 or svhn (from --data-dir), or folder (your images: --data-dir DIR)', default: 'mnist' },
+  { name: 'data-dir', type: 'string', help: 'directory with the CIFAR binary files or the SVHN .mat files, or the image folder: DIR/train/<class>/ and DIR/val/<class>/ (or DIR/<class>/ with --val-split)' },
   { name: 'svhn-extra', type: 'boolean', help: "SVHN: also train on extra_32x32.mat (531,131 more images)" },
-  { name: 'epochs', type: 'number', help: `epochs (default ${DEFAULT_EPOCHS.mnist} for mnist, 300 for CIFAR, 40 for SVHN)` },
+  { name: 'val-split', type: 'number', help: 'folder: hold out this fraction of each class of DIR/<class>/ for validation (seeded by --seed)' },
+  { name: 'normalize', type: 'string', help: "folder: imagenet (ImageNet's mean/std, default for RGB models) or dataset (the training set's)" },
+  { name: 'epochs', type: 'number', help: `epochs (default ${DEFAULT_EPOCHS.mnist} for mnist, 300 for CIFAR, 40 for SVHN, ${DEFAULT_EPOCHS.folder} for folder)` },
   { name: 'batch', type: 'number', help: 'batch size', default: 64 },
   { name: 'optimizer', type: 'string', help: 'sgd, adam or adamw', default: 'sgd' },
   { name: 'lr', type: 'number', help: 'learning rate (default 0.1; when fine-tuning with --weights 0.01 for sgd, 1e-4 for adam/adamw)' },
@@ -35,7 +30,7 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: 'weight-decay', type: 'number', help: 'L2 weight decay (decoupled for adamw)', default: 1e-4 },
   { name: 'schedule', type: 'string', help: 'step (÷10 at 50% and 75% of epochs), cosine or constant', default: 'step' },
   { name: 'dropout', type: 'number', help: "dropout rate after each conv (default: the preset's, 0)" },
-  { name: 'augment', type: 'boolean', help: 'random crop (pad 4) and flip: on by default for CIFAR' },
+  { name: 'augment', type: 'boolean', help: 'random crop (pad 4) and flip, or RandomResizedCrop and flip for ImageNet-stem models: on by default for CIFAR and folder' },
   { name: 'no-augment', type: 'boolean', help: 'no augmentation' },
   { name: 'seed', type: 'number', help: 'seed of weights, data order, augmentation and dropout', default: 0 },
   { name: 'memory', type: 'string', help: 'naive, shared, recompute or fused', default: 'fused' },
@@ -68,6 +63,8 @@ export function trainOptionsFromFlags(flags: ParsedFlags): TrainOptions {
     resume: flags.resume as string | undefined, limit: flags.limit as number | undefined, overwrite: flags.overwrite === true,
     weights: flags.weights as string | undefined, keepClassifier: flags['keep-classifier'] === true, freeze: flags.freeze as TrainOptions['freeze'],
     svhnExtra: flags['svhn-extra'] === true,
+    ...(flags['val-split'] !== undefined ? { valSplit: flags['val-split'] as number } : {}),
+    ...(flags.normalize !== undefined ? { normalize: flags.normalize as TrainOptions['normalize'] } : {}),
   };
 }
 
@@ -77,6 +74,7 @@ const FLAGS_OF: Partial<Record<keyof TrainOptions, string[]>> = {
   momentum: ['momentum'], nesterov: ['no-nesterov'], weightDecay: ['weight-decay'], schedule: ['schedule'], dropout: ['dropout'],
   augment: ['augment', 'no-augment'], seed: ['seed'], memory: ['memory'], outDir: ['out'], limit: ['limit'],
   weights: ['weights'], keepClassifier: ['keep-classifier'], freeze: ['freeze'], svhnExtra: ['svhn-extra'],
+  valSplit: ['val-split'], normalize: ['normalize'],
 };
 
 /**
@@ -141,88 +139,5 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
   } catch (e) {
     if (e instanceof TrainingStopped) { console.error(e.message); process.exitCode = e.exitCode; return; }
     throw e;
-  }
-}
-
-/** The checkpoint's model on a device opened from the flags; `batch`: what --tune tunes the inference graph for. */
-async function modelFromCheckpoint(path: string, flags: ParsedFlags, batch: number) {
-  const checkpoint = await readCheckpoint(path);
-  if (checkpoint.header.format !== CHECKPOINT_FORMAT) throw new UsageError(`${path} is not a densenet-wgsl training checkpoint`);
-  const config = checkpoint.header.config as DenseNetConfig;
-  const gpu = await openDevice(tunedAdapterOptions(flags, () => [{ config, batch, memory: 'fused', training: false }]));
-  const model = DenseNetModel.create(gpu, config, 0);
-  try {
-    model.writeParameters(new Map([...checkpoint.tensors].filter(([n]) => !n.startsWith('optimizer.'))));
-  } catch (e) {
-    model.close(); gpu.close();
-    throw new UsageError(`${path}: its weights do not fit model "${config.name}": ${(e as Error).message}`);
-  }
-  return { gpu, model, header: checkpoint.header, config };
-}
-
-export const EVAL_FLAGS: FlagSpec[] = [
-  { name: 'checkpoint', type: 'string', help: 'checkpoint written by train (last.ckpt or best.ckpt)' },
-  { name: 'data-dir', type: 'string', help: 'CIFAR directory (default: the one the checkpoint was trained with)' },
-  { name: 'batch', type: 'number', help: 'batch size', default: 64 },
-  ...ADAPTER_FLAGS,
-  ...TUNE_FLAGS,
-];
-
-export async function runEval(flags: ParsedFlags): Promise<void> {
-  const path = flags.checkpoint as string | undefined;
-  if (!path) throw new UsageError('eval: --checkpoint FILE is required');
-  const { gpu, model, header } = await modelFromCheckpoint(path, flags, flags.batch as number);
-  const options = header.options as TrainOptions;
-  try {
-    const data = await loadDataset(options.dataset, { dataDir: (flags['data-dir'] as string | undefined) ?? options.dataDir, seed: options.seed, limit: options.limit, svhnExtra: options.svhnExtra });
-    const session = await InferenceSession.create(model, { batch: flags.batch as number });
-    const result = await evaluate(session, data.test, data.mean, data.std);
-    session.destroy();
-    console.log(`${options.dataset} test set: ${result.count} images, accuracy ${(100 * result.accuracy).toFixed(2)}%, loss ${result.loss.toFixed(4)}`);
-    console.log(formatConfusion(result.confusion, data.test.classNames));
-  } finally {
-    model.close();
-    gpu.close();
-  }
-}
-
-function meanIntensity(data: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < data.length; i++) sum += data[i];
-  return sum / Math.max(1, data.length);
-}
-
-export async function runPredict(flags: ParsedFlags, files: string[]): Promise<void> {
-  const path = flags.checkpoint as string | undefined;
-  if (!path) throw new UsageError('predict: --checkpoint FILE is required');
-  if (files.length === 0) throw new UsageError('predict: give one or more image files (PNG or JPEG)');
-  const decoded = await Promise.all(files.map((f) => decodeImageFile(f)));
-  const { gpu, model, header, config } = await modelFromCheckpoint(path, flags, files.length);
-  try {
-    const [c, h, w] = config.inputShape;
-    const mean = header.mean as number[];
-    const std = header.std as number[];
-    const classNames = header.classNames as string[];
-    const session = await InferenceSession.create(model, { batch: files.length });
-    const input = new Float32Array(files.length * c * h * w);
-    decoded.forEach((image, i) => {
-      // Digit models learned white strokes on black (MNIST); a drawing on a light background is inverted.
-      const invert = c === 1 && meanIntensity(image.data) > 0.5;
-      input.set(toModelInput(image, { channels: c, height: h, width: w, mean, std, invert }), i * c * h * w);
-    });
-    const logits = await session.run(input);
-    session.destroy();
-    const k = config.classes!;
-    files.forEach((file, i) => {
-      const row = [...logits.subarray(i * k, (i + 1) * k)];
-      const max = Math.max(...row);
-      const exp = row.map((v) => Math.exp(v - max));
-      const sum = exp.reduce((a, b) => a + b, 0);
-      const top = exp.map((p, j) => ({ j, p: p / sum })).sort((a, b) => b.p - a.p).slice(0, Math.min(5, k));
-      console.log(`${file}: ${top.map((t) => `${classNames[t.j] ?? t.j} ${(100 * t.p).toFixed(1)}%`).join(', ')}`);
-    });
-  } finally {
-    model.close();
-    gpu.close();
   }
 }

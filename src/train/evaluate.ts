@@ -1,48 +1,89 @@
-// Evaluation through an inference session: accuracy, mean loss and the confusion matrix over a
-// whole dataset, in full batches (the last one padded; padding rows are ignored — BN uses running
-// statistics in inference, so padding cannot change the other rows).
+// Evaluation through an inference session, as mmpretrain's test.py reports it: top-1 and top-5
+// accuracy, mean loss, per-class accuracy and the confusion matrix, over a whole split in full
+// batches (the last one padded; padding rows are ignored: BN uses running statistics in inference,
+// so padding cannot change the other rows). The split is in memory (a Dataset) or streamed from a
+// folder (decoded per batch).
 
 import type { InferenceSession } from '../models/session.js';
 import type { Dataset } from './data/dataset.js';
 import { normalize } from './data/dataset.js';
+import type { StreamedSet } from './data/folder_load.js';
+import { isStreamed } from './data/folder_load.js';
+import { streamedEvalBatches } from './data/folder_stream.js';
+import type { Preprocessing } from './preprocessing.js';
 
 export interface Evaluation {
+  /** Top-1 accuracy. */
   accuracy: number;
+  /** The label is among the 5 largest logits (all of them when the model has ≤ 5 classes). */
+  top5: number;
   loss: number;
   count: number;
   /** confusion[truth][predicted] */
   confusion: number[][];
+  /** Top-1 accuracy of each true class; null for a class with no image in the split. */
+  perClass: (number | null)[];
 }
 
-export async function evaluate(session: InferenceSession, data: Dataset, mean: number[], std: number[]): Promise<Evaluation> {
+export interface EvalBatch { images: Float32Array; labels: Uint32Array; count: number }
+
+/** Top-1/top-5/loss/confusion over `batches` (images already normalized) for a model with `classes` outputs. */
+export async function evaluateBatches(session: InferenceSession, classes: number, batches: AsyncIterable<EvalBatch> | Iterable<EvalBatch>): Promise<Evaluation> {
   const batch = session.batch;
-  const [c, h, w] = data.shape;
-  const per = c * h * w;
-  const k = data.classes;
+  const k = classes;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  const count = data.labels.length;
-  const input = new Float32Array(batch * per);
+  let input: Float32Array | undefined;
   let correct = 0;
+  let inTop5 = 0;
   let lossSum = 0;
-  for (let start = 0; start < count; start += batch) {
-    const n = Math.min(batch, count - start);
+  let count = 0;
+  for await (const b of batches) {
+    const per = b.images.length / b.count;
+    input ??= new Float32Array(batch * per);
     input.fill(0);
-    input.set(normalize(data.images.subarray(start * per, (start + n) * per), data.shape, mean, std));
+    input.set(b.images.subarray(0, b.count * per));
     const logits = await session.run(input);
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < b.count; i++) {
       const row = logits.subarray(i * k, (i + 1) * k);
       let best = 0;
       let max = -Infinity;
       for (let j = 0; j < k; j++) if (row[j] > max) { max = row[j]; best = j; }
       let sum = 0;
       for (let j = 0; j < k; j++) sum += Math.exp(row[j] - max);
-      const label = data.labels[start + i];
+      const label = b.labels[i];
+      // Rank of the label: classes with a larger logit, or an equal one at a lower index (as a stable sort orders them).
+      let above = 0;
+      for (let j = 0; j < k; j++) if (row[j] > row[label] || (row[j] === row[label] && j < label)) above++;
+      if (above < 5) inTop5++;
       lossSum += Math.log(sum) + max - row[label];
       confusion[label][best]++;
       if (best === label) correct++;
     }
+    count += b.count;
   }
-  return { accuracy: correct / count, loss: lossSum / count, count, confusion };
+  const perClass = confusion.map((row, i) => {
+    const total = row.reduce((a, v) => a + v, 0);
+    return total === 0 ? null : row[i] / total;
+  });
+  return { accuracy: correct / count, top5: inTop5 / count, loss: lossSum / count, count, confusion, perClass };
+}
+
+function* datasetBatches(data: Dataset, batch: number, mean: number[], std: number[]): Generator<EvalBatch> {
+  const per = data.shape[0] * data.shape[1] * data.shape[2];
+  const count = data.labels.length;
+  for (let start = 0; start < count; start += batch) {
+    const n = Math.min(batch, count - start);
+    yield { images: normalize(data.images.subarray(start * per, (start + n) * per), data.shape, mean, std), labels: data.labels.subarray(start, start + n), count: n };
+  }
+}
+
+/** A split in memory (normalized here with mean/std) or streamed (with `preprocessing`, required then). */
+export async function evaluate(session: InferenceSession, data: Dataset | StreamedSet, mean: number[], std: number[], preprocessing?: Preprocessing): Promise<Evaluation> {
+  if (isStreamed(data)) {
+    if (!preprocessing) throw new Error('evaluate: a streamed split needs its preprocessing');
+    return evaluateBatches(session, data.classes, streamedEvalBatches(data, session.batch, { ...preprocessing, mean, std }));
+  }
+  return evaluateBatches(session, data.classes, datasetBatches(data, session.batch, mean, std));
 }
 
 export function formatConfusion(confusion: number[][], classNames: string[]): string {
@@ -51,4 +92,13 @@ export function formatConfusion(confusion: number[][], classNames: string[]): st
   const lines = [`${'truth\\pred'.padEnd(11)}${names.map((n) => n.padStart(width)).join('')}`];
   confusion.forEach((row, i) => lines.push(`${names[i].padEnd(11)}${row.map((v) => String(v).padStart(width)).join('')}`));
   return lines.join('\n');
+}
+
+/** Per-class accuracy lines, "name  93.33% (14/15)", for classes present in the split. */
+export function formatPerClass(e: Evaluation, classNames: readonly string[]): string {
+  const width = Math.min(30, Math.max(5, ...classNames.map((n) => n.length)));
+  return e.confusion.map((row, i) => {
+    const total = row.reduce((a, v) => a + v, 0);
+    return total === 0 ? undefined : `  ${(classNames[i] ?? `class ${i}`).padEnd(width)} ${(100 * row[i] / total).toFixed(2).padStart(6)}% (${row[i]}/${total})`;
+  }).filter((l) => l !== undefined).join('\n');
 }

@@ -1,19 +1,23 @@
-// Image files for `predict` and ImageNet-style preprocessing: PNG and JPEG decoding (by magic
-// bytes, not extension) to float RGB or grayscale in [0, 1], bilinear resizing, centre cropping,
-// and the conversion to one model input [C, H, W] (= channel-major [C, 1, H, W]).
+// Image files for `predict`, `features`, `eval` and folder datasets: PNG, JPEG and WebP decoded by
+// sharp (libvips) to float RGB or grayscale in [0, 1], then PIL-exact geometry in TypeScript
+// (antialiased bilinear resizing, centre and region crops) and the conversion to one model input
+// [C, H, W] (= channel-major [C, 1, H, W]). This is the one decoding path of the engine.
 //
 // Conventions:
-// - Images are interleaved HWC float32 in [0, 1], 1 (gray) or 3 (RGB) channels, as stored in the
-//   file (no gamma or colour-profile handling, as PIL and torchvision).
+// - Images are interleaved HWC float32 in [0, 1], 1 (gray files) or 3 (everything else) channels.
+//   16-bit PNGs keep their 16 bits. Neither an embedded ICC colour profile nor the EXIF orientation
+//   is applied, as PIL and torchvision do not apply them (sharp's `ignoreIcc`, no auto-orient).
 // - Alpha is removed by compositing over a background, white by default (how a transparent PNG
 //   looks on a page); pass { background: 'black' } for white-on-black drawings such as MNIST-like
-//   digits on a transparent canvas.
-// - RGB → gray is ITU-R 601 luma, 0.299 R + 0.587 G + 0.114 B (PIL's convert('L')).
+//   digits on a transparent canvas. Palette PNGs with transparency are expanded first.
+// - RGB → gray is ITU-R 601 luma, 0.299 R + 0.587 G + 0.114 B (PIL's convert('L')), done here,
+//   not by libvips (whose b-w conversion weighs linear light with other coefficients).
+// - Resizing is ours, not sharp's: libvips's linear kernel differs from PIL's antialiased bilinear by
+//   up to 0.14 (of 1) on small cases (measured), and torchvision's transforms are PIL's.
+// sharp is loaded on first use, so commands that decode no image do not need its native binaries.
 
 import { readFile, stat } from 'node:fs/promises';
-import * as jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
-import { UsageError } from '../base/usage_error.js';
+import type { Sharp } from 'sharp';
 
 export interface FloatImage {
   width: number;
@@ -31,7 +35,8 @@ export interface DecodeOptions {
   background?: 'white' | 'black';
 }
 
-const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** The file name extensions folder datasets take as images (lower case). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'] as const;
 
 export async function decodeImageFile(path: string, options: DecodeOptions = {}): Promise<FloatImage> {
   let bytes: Uint8Array;
@@ -46,92 +51,100 @@ export async function decodeImageFile(path: string, options: DecodeOptions = {})
   return decodeImage(bytes, path, options);
 }
 
-/** Decodes PNG or JPEG bytes; `name` (usually the path) is used in error messages. */
-export function decodeImage(bytes: Uint8Array, name: string, options: DecodeOptions = {}): FloatImage {
+type Format = 'PNG' | 'JPEG' | 'WebP';
+
+/** The format told by the first bytes (not the file name), or undefined. */
+export function imageFormat(bytes: Uint8Array): Format | undefined {
+  if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'PNG';
+  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return 'JPEG';
+  const ascii = new TextDecoder('latin1').decode(bytes.subarray(0, 12));
+  if (ascii.startsWith('RIFF') && ascii.slice(8, 12) === 'WEBP') return 'WebP';
+  return undefined;
+}
+
+let sharpModule: Promise<typeof import('sharp')> | undefined;
+async function loadSharp(): Promise<typeof import('sharp')> {
+  sharpModule ??= import('sharp').catch((e: unknown) => {
+    sharpModule = undefined;
+    throw new ImageError(`decoding images needs the npm package "sharp", which did not load (${(e as Error).message}); run npm install in the densenet-wgsl directory`);
+  });
+  return sharpModule;
+}
+
+/** Decodes PNG, JPEG or WebP bytes; `name` (usually the path) is used in error messages. */
+export async function decodeImage(bytes: Uint8Array, name: string, options: DecodeOptions = {}): Promise<FloatImage> {
   if (bytes.length === 0) throw new ImageError(`${name}: the file is empty, not an image`);
-  if (startsWith(bytes, PNG_MAGIC)) return decodePng(bytes, name, options);
-  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return decodeJpeg(bytes, name);
-  throw new ImageError(`${name}: not a PNG or JPEG image (${sniff(bytes)}); convert it to PNG or JPEG`);
+  const format = imageFormat(bytes);
+  if (!format) throw new ImageError(`${name}: not a PNG, JPEG or WebP image (${sniff(bytes)}); convert it to PNG or JPEG`);
+  // libpng accepts a PNG whose IEND chunk is cut off when the pixels are complete; a copy that
+  // stopped early is still a broken file, so it is refused here.
+  if (format === 'PNG' && truncated(bytes, format)) throw new ImageError(`${name}: truncated PNG (it ends before its IEND chunk)`);
+  const sharp = (await loadSharp()).default;
+  let raw: { data: Buffer; info: { width: number; height: number; channels: number } };
+  let sixteen = false;
+  let gray = false;
+  try {
+    // failOn 'warning' (sharp's default, made explicit): damaged pixel data is an error, not a gray patch.
+    const image: Sharp = sharp(bytes, { failOn: 'warning', ignoreIcc: true, autoOrient: false, limitInputPixels: 2 ** 28 });
+    const meta = await image.metadata();
+    sixteen = meta.depth === 'ushort';
+    gray = meta.space === 'b-w' || meta.space === 'grey16';
+    // Alpha stays (composited below in float: sharp's flatten rounds to the sample depth first).
+    // libvips's gray spaces drop alpha, so gray with alpha comes out as RGBA with R = G = B.
+    const keepGray = gray && !meta.hasAlpha;
+    const pipeline = image.toColourspace(keepGray ? (sixteen ? 'grey16' : 'b-w') : sixteen ? 'rgb16' : 'srgb');
+    raw = await pipeline.raw({ depth: sixteen ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    // libvips repeats its messages; the first distinct lines say it.
+    const why = [...new Set((e as Error).message.split('\n').map((l) => l.trim()).filter(Boolean))].slice(0, 2).join('; ');
+    const state = truncated(bytes, format) ? `truncated ${format} (it ends before its ${format === 'JPEG' ? 'end-of-image marker' : 'RIFF size says'})` : `corrupt ${format}`;
+    throw new ImageError(`${name}: ${state} (${why})`, { cause: e });
+  }
+  const { width, height, channels: stored } = raw.info;
+  const alpha = stored === 2 || stored === 4;
+  const channels = gray ? 1 : alpha ? stored - 1 : stored;
+  if (!(width > 0 && height > 0) || (channels !== 1 && channels !== 3)) throw new ImageError(`${name}: corrupt ${format} (${width}×${height}, ${stored} channels after decoding)`);
+  const samples = sixteen ? new Uint16Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength / 2) : raw.data;
+  const max = sixteen ? 65535 : 255;
+  const pixels = width * height;
+  const data = new Float32Array(pixels * channels);
+  if (!alpha) {
+    for (let i = 0; i < data.length; i++) data[i] = samples[i] / max;
+  } else {
+    const background = options.background === 'black' ? 0 : 1;
+    for (let p = 0; p < pixels; p++) {
+      const a = samples[p * stored + stored - 1] / max;
+      for (let c = 0; c < channels; c++) data[p * channels + c] = (samples[p * stored + c] / max) * a + background * (1 - a);
+    }
+  }
+  return { width, height, channels, data };
 }
 
 function startsWith(bytes: Uint8Array, prefix: number[]): boolean {
   return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
 }
 
+/** Whether the file stops before its format's end: PNG's IEND chunk, JPEG's EOI marker, WebP's RIFF size. */
+function truncated(bytes: Uint8Array, format: Format): boolean {
+  const n = bytes.length;
+  if (format === 'JPEG') return !(bytes[n - 2] === 0xff && bytes[n - 1] === 0xd9);
+  if (format === 'PNG') {
+    // The last chunk is IEND: length 0, type "IEND", CRC AE 42 60 82 (bytes after it are tolerated).
+    const end = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, n).lastIndexOf(end) < 0;
+  }
+  return n < 12 || new DataView(bytes.buffer, bytes.byteOffset, n).getUint32(4, true) + 8 > n;
+}
+
 function sniff(bytes: Uint8Array): string {
   const ascii = new TextDecoder('latin1').decode(bytes.subarray(0, 12));
   if (ascii.startsWith('GIF8')) return 'it is a GIF image';
   if (ascii.startsWith('BM')) return 'it looks like a BMP image';
-  if (ascii.startsWith('RIFF') && ascii.slice(8, 12) === 'WEBP') return 'it is a WebP image';
   if (ascii.startsWith('%PDF')) return 'it is a PDF document';
   if (ascii.startsWith('II*\0') || ascii.startsWith('MM\0*')) return 'it is a TIFF image';
   const hex = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
   return `it starts with bytes ${hex}`;
-}
-
-function decodePng(bytes: Uint8Array, name: string, options: DecodeOptions): FloatImage {
-  let png: ReturnType<typeof PNG.sync.read>;
-  try {
-    // skipRescale keeps 16-bit samples (and 1/2/4-bit gray) at their full precision.
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { skipRescale: true });
-  } catch (e) {
-    const truncated = !hasPngEnd(bytes);
-    throw new ImageError(`${name}: ${truncated ? 'truncated PNG (it ends before its IEND chunk)' : 'corrupt PNG'} (${(e as Error).message})`, { cause: e });
-  }
-  const { width, height } = png;
-  // Palette entries are 8-bit; other samples have the file's bit depth (unscaled with skipRescale).
-  const colorType = png.colorType as number; // @types/pngjs omits 3 (palette)
-  const max = colorType === 3 ? 255 : 2 ** png.depth - 1;
-  const rgba = png.data as unknown as ArrayLike<number>;
-  const gray = colorType === 0 || colorType === 4;
-  const channels = gray ? 1 : 3;
-  const background = options.background === 'black' ? 0 : 1;
-  const data = new Float32Array(width * height * channels);
-  for (let p = 0; p < width * height; p++) {
-    const alpha = rgba[4 * p + 3] / max;
-    for (let c = 0; c < channels; c++) data[p * channels + c] = (rgba[4 * p + c] / max) * alpha + background * (1 - alpha);
-  }
-  return { width, height, channels, data };
-}
-
-function hasPngEnd(bytes: Uint8Array): boolean {
-  // The last chunk is IEND: length 0, type "IEND", CRC AE 42 60 82.
-  const end = [0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82];
-  return bytes.length >= 12 && end.every((b, i) => bytes[bytes.length - 8 + i] === b);
-}
-
-function decodeJpeg(bytes: Uint8Array, name: string): FloatImage {
-  let decoded: { width: number; height: number; data: Uint8Array };
-  try {
-    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 1024 });
-  } catch (e) {
-    const truncated = !(bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9);
-    throw new ImageError(`${name}: ${truncated ? 'truncated JPEG (it ends before its end-of-image marker)' : 'corrupt JPEG'} (${(e as Error).message})`, { cause: e });
-  }
-  const { width, height, data: rgb } = decoded;
-  if (!(width > 0 && height > 0)) throw new ImageError(`${name}: corrupt JPEG (size ${width}×${height})`);
-  const channels = jpegComponents(bytes) === 1 ? 1 : 3;
-  const data = new Float32Array(width * height * channels);
-  if (channels === 3) {
-    for (let i = 0; i < data.length; i++) data[i] = rgb[i] / 255;
-  } else {
-    for (let p = 0; p < width * height; p++) data[p] = rgb[3 * p] / 255; // jpeg-js repeats gray in R, G, B
-  }
-  return { width, height, channels, data };
-}
-
-/** The number of colour components in a JPEG's frame header (SOFn), or 0 if not found. */
-function jpegComponents(bytes: Uint8Array): number {
-  let i = 2;
-  while (i + 9 < bytes.length) {
-    if (bytes[i] !== 0xff) return 0;
-    const marker = bytes[i + 1];
-    if (marker === 0xff) { i++; continue; } // fill byte
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return bytes[i + 9];
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd9)) { i += 2; continue; } // no length field
-    i += 2 + ((bytes[i + 2] << 8) | bytes[i + 3]);
-  }
-  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +251,35 @@ export function centerCrop(image: FloatImage, width: number, height: number): Fl
   return { width, height, channels: C, data };
 }
 
-function roundHalfEven(v: number): number {
+/** The width×height region at (left, top), which must lie inside the image. */
+export function cropRegion(image: FloatImage, left: number, top: number, width: number, height: number): FloatImage {
+  checkSize('cropRegion', width, height);
+  if (!(Number.isInteger(left) && Number.isInteger(top) && left >= 0 && top >= 0 && left + width <= image.width && top + height <= image.height)) {
+    throw new ImageError(`cropRegion: ${width}×${height} at (${left}, ${top}) does not fit in the ${image.width}×${image.height} image`);
+  }
+  const C = image.channels;
+  const data = new Float32Array(width * height * C);
+  for (let y = 0; y < height; y++) {
+    const from = ((top + y) * image.width + left) * C;
+    data.set(image.data.subarray(from, from + width * C), y * width * C);
+  }
+  return { width, height, channels: C, data };
+}
+
+/** Mirrored left to right. */
+export function flipHorizontal(image: FloatImage): FloatImage {
+  const { width, height, channels: C } = image;
+  const data = new Float32Array(image.data.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < C; c++) data[(y * width + x) * C + c] = image.data[(y * width + width - 1 - x) * C + c];
+    }
+  }
+  return { width, height, channels: C, data };
+}
+
+/** Python's round(): halves go to the even neighbour. */
+export function roundHalfEven(v: number): number {
   const f = Math.floor(v);
   const diff = v - f;
   if (diff > 0.5) return f + 1;
@@ -305,20 +346,4 @@ export function toModelInput(image: FloatImage, o: ModelInputOptions): Float32Ar
     }
   }
   return out;
-}
-
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
-export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
-
-/**
- * One image as torchvision's ImageNet evaluation transform makes it: RGB, shorter side resized to
- * 256/224 of the input side (256 for 224), centre crop, ImageNet mean/std (or `mean`/`std`); [3, H, W] planar.
- */
-export function imagenetInput(image: FloatImage, inputShape: readonly [number, number, number],
-  normalization: { mean: readonly number[]; std: readonly number[] } = { mean: IMAGENET_MEAN, std: IMAGENET_STD }): Float32Array {
-  const [c, h, w] = inputShape;
-  if (c !== 3) throw new UsageError(`ImageNet preprocessing makes RGB images; this model takes ${c} channel(s)`);
-  const resize = Math.round((Math.min(h, w) * 256) / 224);
-  const cropped = centerCrop(resizeShorterSide(toRgb(image), resize), w, h);
-  return toModelInput(cropped, { channels: 3, height: h, width: w, mean: normalization.mean, std: normalization.std });
 }

@@ -6,8 +6,8 @@ import type { OptimizerConfig } from '../graph/ops/optimizer.js';
 import { checkFreeze, checkStrategy, type FreezePart, type MemoryStrategy } from '../models/densenet_graph.js';
 import type { LrSchedule } from './schedule.js';
 
-export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn';
-export const DATASETS: readonly DatasetName[] = ['mnist', 'cifar10', 'cifar100', 'svhn'];
+export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn' | 'folder';
+export const DATASETS: readonly DatasetName[] = ['mnist', 'cifar10', 'cifar100', 'svhn', 'folder'];
 
 /**
  * The learning rate when --lr is not given. Fine-tuning (--weights) starts from trained features
@@ -41,6 +41,10 @@ export interface TrainOptions {
   resume?: string;
   /** Delete the run files already in outDir before starting (otherwise such a run is refused). */
   overwrite?: boolean;
+  /** Folder datasets: the fraction of each class of DIR/<class>/ held out for validation (DIR has no train/ and val/). */
+  valSplit?: number;
+  /** Folder datasets: ImageNet's mean/std (default for 3-channel models) or the training set's. */
+  normalize?: 'imagenet' | 'dataset';
   /** Use only this many training images, and a proportional share of the test images: quick runs and tests. */
   limit?: number;
   /** Fine-tuning: torchvision-named safetensors whose features (every layer but the classifier) initialise the model. */
@@ -57,7 +61,8 @@ export class OptionsError extends Error {}
 
 export function checkTrainOptions(o: TrainOptions): void {
   const fail = (msg: string) => { throw new OptionsError(`train: ${msg}`); };
-  if (!DATASETS.includes(o.dataset)) fail(`--dataset must be mnist, cifar10, cifar100 or svhn, got "${o.dataset}"`);
+  if (!DATASETS.includes(o.dataset)) fail(`--dataset must be mnist, cifar10, cifar100, svhn or folder, got "${o.dataset}"`);
+  if (o.dataset === 'folder' && !o.dataDir) fail('--dataset folder needs --data-dir DIR holding DIR/train/<class>/ and DIR/val/<class>/ (or DIR/<class>/ with --val-split 0.1)');
   if (o.dataset !== 'mnist' && !o.dataDir) fail(`--dataset ${o.dataset} needs --data-dir DIR holding the dataset's ${o.dataset === 'svhn' ? '.mat' : 'binary'} files`);
   if (o.svhnExtra && o.dataset !== 'svhn') fail(`--svhn-extra adds SVHN's extra_32x32.mat; it needs --dataset svhn, not ${o.dataset}`);
   try {
@@ -69,6 +74,10 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (o.weights !== undefined && !o.weights.endsWith('.safetensors')) {
     fail(`--weights ${o.weights}: expected a .safetensors file (torchvision names; \`export\` writes one from a checkpoint; to continue a training run use --resume CHECKPOINT)`);
   }
+  if (o.valSplit !== undefined && o.dataset !== 'folder') fail('--val-split goes with --dataset folder');
+  if (o.valSplit !== undefined && !(o.valSplit > 0 && o.valSplit < 1)) fail(`--val-split must be a fraction between 0 and 1 (e.g. 0.1), got ${o.valSplit}`);
+  if (o.normalize !== undefined && o.dataset !== 'folder') fail(`--normalize goes with --dataset folder (${o.dataset} is normalized with its training set's mean and std)`);
+  if (o.normalize !== undefined && !['imagenet', 'dataset'].includes(o.normalize)) fail(`--normalize must be imagenet or dataset, got "${o.normalize}"`);
   if (!Number.isInteger(o.epochs) || o.epochs < 1) fail(`--epochs must be a whole number >= 1, got ${o.epochs}`);
   if (!Number.isInteger(o.batch) || o.batch < 2) fail(`--batch must be a whole number >= 2, got ${o.batch}`);
   if (!['sgd', 'adam', 'adamw'].includes(o.optimizer)) fail(`--optimizer must be sgd, adam or adamw, got "${o.optimizer}"`);

@@ -12,6 +12,7 @@ export const FLAG_OF_OPTION: Record<keyof TrainOptions, string> = {
   momentum: 'momentum', nesterov: 'no-nesterov', weightDecay: 'weight-decay', schedule: 'schedule', dropout: 'dropout',
   augment: 'augment', seed: 'seed', memory: 'memory', outDir: 'out', resume: 'resume', limit: 'limit', overwrite: 'overwrite',
   weights: 'weights', keepClassifier: 'keep-classifier', freeze: 'freeze', svhnExtra: 'svhn-extra',
+  valSplit: 'val-split', normalize: 'normalize',
 };
 
 /** Values of optional options that mean "not given" (checkpoints of earlier versions lack the field). */
@@ -27,6 +28,8 @@ const FIXED: Partial<Record<keyof TrainOptions, string>> = {
   dataset: 'the weights were trained on its classes and the data order recorded is over its images',
   batch: 'the checkpoint recorded the data order and position in the epoch for this batch size',
   limit: 'it changes the training set whose data order and position the checkpoint recorded',
+  valSplit: 'it changes the training set whose data order and position the checkpoint recorded',
+  normalize: 'the weights were trained on inputs normalized this way',
   seed: 'the seed fixes the data order, augmentation and dropout draws the checkpoint continues',
   optimizer: "the checkpoint holds this optimizer's state (momentum or Adam moments), which another optimizer cannot use",
   freeze: "the checkpoint's optimizer state covers only the parameters that train (with --freeze features, the classifier's), " +

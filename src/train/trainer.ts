@@ -7,14 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openDevice, type Gpu, type OpenDeviceOptions } from '../gpu/device.js';
-import { denseNetConfig, describeDenseNet, preset, type DenseNetConfig } from '../models/index.js';
+import { denseNetConfig, preset, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession, TrainingSession } from '../models/session.js';
-import { BatchStream, type DatasetSplit } from './data/dataset.js';
-import { loadDataset } from './data/load.js';
 import { evaluate } from './evaluate.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { CIFAR_AUGMENT } from './data/augment.js';
+import { batchSource, loadTrainingData, type BatchSource, type TrainingData } from './training_data.js';
 import { appendMetrics, readMetrics, writeSummary } from './metrics.js';
 import { guardCompile } from './compile_guard.js';
 import { checkTrainOptions, optimizerConfig, OptionsError, scheduleOf, type TrainOptions } from './options.js';
@@ -59,7 +57,6 @@ export class TrainingStopped extends Error {
   constructor(message: string, readonly exitCode: number) { super(message); }
 }
 
-/** The model config for a preset and dataset: the dataset fixes the classes; the input shape must match. */
 /**
  * A preset by name, or a JSON file of DenseNetConfig fields (any subset denseNetConfig accepts,
  * e.g. {"name": "my-bc", "depth": 40, "growthRate": 12, "bottleneck": true}).
@@ -79,19 +76,6 @@ export function baseModelConfig(model: string): DenseNetConfig {
   } catch (e) {
     throw new OptionsError(`train: model config ${model}: ${(e as Error).message}`);
   }
-}
-
-export function modelConfigFor(o: TrainOptions, data: DatasetSplit): DenseNetConfig {
-  const config = baseModelConfig(o.model);
-  const shape = data.train.shape;
-  if (config.inputShape.join() !== shape.join()) {
-    throw new OptionsError(`train: model "${o.model}" takes images of [${config.inputShape.join(', ')}] but ${o.dataset} images are ` +
-      `[${shape.join(', ')}]; pick a preset made for ${o.dataset} (e.g. ${o.dataset === 'mnist' ? 'digits-small' : 'densenet-bc-100-12'})`);
-  }
-  config.classes = data.train.classes;
-  if (o.dropout !== undefined) config.dropRate = o.dropout;
-  describeDenseNet(config); // validates
-  return config;
 }
 
 /** Sums over the steps of an epoch so far: a checkpoint taken mid-epoch (an interrupt) carries them so the epoch's record covers all its steps. */
@@ -133,9 +117,10 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
   }
   // Options the checkpoint's state depends on are refused here, by name; the others are applied and recorded.
   const changed = resumed ? resumeOptionChanges(resumed.header.options as TrainOptions, o) : {};
-  const data = await loadDataset(o.dataset, { dataDir: o.dataDir, seed: o.seed, limit: o.limit, svhnExtra: o.svhnExtra });
+  const loaded = await loadTrainingData(o, baseModelConfig(o.model), log);
+  const data = loaded.split;
+  const config = loaded.config;
   checkBatchFits(o, data);
-  const config = modelConfigFor(o, data);
   if (resumed) checkSameModel(o.resume!, resumed.header.config as DenseNetConfig, config);
   // A resumed run's checkpoint already holds what was trained from the weights.
   let fineTune: FineTuneWeights | undefined;
@@ -170,24 +155,22 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       compiling.end();
     }
     if (compiling.interrupted) throw new TrainingStopped('train: interrupted while compiling; stopped before the first step: nothing was trained or saved', 130);
-    const streamOptions = { batch: o.batch, seed: o.seed, shuffle: true, augment: o.augment, dropLast: true, mean: data.mean, std: data.std };
     const state: Progress = { epoch: 0, history: [], bestTestAccuracy: 0, stream: null };
-    let stream: BatchStream;
+    let stream: BatchSource;
     if (resumed) {
       model.writeParameters(pick(resumed.tensors, (n) => !n.startsWith('optimizer.')));
       session.writeOptimizerState(pick(resumed.tensors, (n) => n.startsWith('optimizer.')));
       session.stepsTaken = resumed.header.stepsTaken as number;
       Object.assign(state, resumed.header.progress as Progress);
-      // Augmentation draws hash (seed, epoch, batch), so turning it on or off leaves the data order as recorded.
-      const augment = o.augment ? { padding: CIFAR_AUGMENT.padding, flip: CIFAR_AUGMENT.flip } : null;
-      stream = BatchStream.restore(data.train, streamOptions, { ...state.stream!, augment });
+      stream = batchSource(loaded, o, state.stream!);
       await appendMetrics(metricsPath, { type: 'resume', step: session.stepsTaken, epoch: state.epoch, from: o.resume, changed });
       log(`resumed from ${o.resume}: epoch ${state.epoch}, step ${session.stepsTaken}` +
         (Object.keys(changed).length ? `; changed: ${describeChanges(changed)} (recorded in metrics.jsonl)` : '') +
         (rewound > 0 ? `; metrics.jsonl rewound to the checkpoint (dropped ${rewound} lines logged after it)` : ''));
     } else {
-      stream = new BatchStream(data.train, streamOptions);
+      stream = batchSource(loaded, o);
     }
+    if (loaded.description) log(loaded.description);
     const limited = o.limit !== undefined ? ` (--limit ${o.limit} cuts the test set in proportion)` : '';
     log(`model ${config.name}: ${model.trainableCount.toLocaleString('en-US')} parameters; ${o.dataset}: ${data.train.labels.length} train / ${data.test.labels.length} test images${limited}; ` +
       `batch ${o.batch}, ${o.optimizer} lr ${o.lr} (${o.schedule}), memory ${o.memory}` +
@@ -220,7 +203,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
     const save = (file: string) => writeCheckpoint(join(o.outDir, file), {
       header: {
         format: CHECKPOINT_FORMAT, config, options: savedOptions(o), stepsTaken: session!.stepsTaken, progress: { ...state, totals: totalsNow() },
-        mean: data.mean, std: data.std, classNames: data.train.classNames,
+        mean: data.mean, std: data.std, classNames: data.train.classNames, preprocessing: loaded.preprocessing,
       },
       tensors: new Map([...awaitedParams!, ...awaitedOptimizer!]),
     });
@@ -242,7 +225,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
       let correct = carried.correct;
       let seen = carried.seen;
       let seenHere = 0;
-      let next = stream.next();
+      let next = await stream.next();
       while (next) {
         const batch = next;
         const lr = learningRate(schedule, o.lr, epoch + batch.indexInEpoch / perEpoch, o.epochs);
@@ -250,8 +233,9 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
         // The position right after this batch: what an interrupted run saves (the prefetched
         // batch below is not trained yet, so a resume must draw it again).
         const afterThisBatch = stream.state();
-        next = stream.next(); // prepared while the GPU runs this step
+        const following = stream.next(); // prepared while the GPU runs this step
         const result = await session.result();
+        next = await following;
         if (!Number.isFinite(result.loss)) {
           progress.finish();
           await writeSummary(join(o.outDir, 'summary.json'), summarize('diverged', `the loss became ${result.loss} at step ${session.stepsTaken}`));
@@ -291,7 +275,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
         log(`${stoppedEarly}: saved ${join(o.outDir, 'last.ckpt')}; continue with --resume ${join(o.outDir, 'last.ckpt')}`);
         break;
       }
-      const test = await evaluate(inference, data.test, data.mean, data.std);
+      const test = await evaluate(inference, data.test, data.mean, data.std, loaded.preprocessing);
       state.epoch = epoch + 1;
       const seconds = carried.seconds + epochSeconds;
       const record: EpochRecord = {
@@ -326,7 +310,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
 }
 
 /** A batch must fit the training set: dropLast would otherwise leave no batch at all. */
-function checkBatchFits(o: TrainOptions, data: DatasetSplit): void {
+function checkBatchFits(o: TrainOptions, data: TrainingData['split']): void {
   const images = data.train.labels.length;
   if (o.batch > images) {
     throw new OptionsError(`train: --batch ${o.batch} is larger than the training set (${images} ${o.dataset} images${o.limit !== undefined ? ` with --limit ${o.limit}` : ''}); ` +

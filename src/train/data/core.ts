@@ -1,7 +1,7 @@
 // The in-memory data set every loader returns (raw pixel values in [0, 1], NCHW), the error every
 // bad input raises, per-channel statistics and normalization. Import through dataset.ts.
 
-export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn';
+export type DatasetName = 'mnist' | 'cifar10' | 'cifar100' | 'svhn' | 'folder';
 
 /** One split of a data set, fully in memory. */
 export interface Dataset {

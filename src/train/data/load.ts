@@ -11,7 +11,7 @@ import { loadSvhn } from './svhn.js';
 /** Digits the `mnist` package ships. */
 const MNIST_DIGITS = 10_000;
 
-export async function loadDataset(name: DatasetName, o: { dataDir?: string; seed: number; limit?: number; svhnExtra?: boolean }): Promise<DatasetSplit> {
+export async function loadDataset(name: Exclude<DatasetName, 'folder'>, o: { dataDir?: string; seed: number; limit?: number; svhnExtra?: boolean }): Promise<DatasetSplit> {
   if (name === 'mnist') {
     // MNIST's split is 80/20 of however many digits are used.
     return loadMnist({ seed: o.seed, limit: o.limit === undefined ? undefined : Math.min(MNIST_DIGITS, Math.ceil(o.limit / 0.8)) });

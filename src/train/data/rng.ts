@@ -45,7 +45,7 @@ export function mix32(...words: number[]): number {
 }
 
 /** Purposes mixed into derived seeds, so that streams with the same seed and counters differ. */
-export const STREAM = { mnistSplit: 1, mnistOrder: 2, epochOrder: 3, augment: 4 } as const;
+export const STREAM = { mnistSplit: 1, mnistOrder: 2, epochOrder: 3, augment: 4, folderSplit: 5 } as const;
 
 /** A uniformly random permutation of 0..n−1 (Fisher–Yates, drawing from `rng`). */
 export function permutation(n: number, rng: Rng): Uint32Array {
