@@ -195,7 +195,7 @@ test('a tiny model trains an epoch on SVHN files and its checkpoint evaluates on
   assert.match(r.stdout, 'svhn: 10 train / 4 test images');
   const e = spawnSync(process.execPath, ['dist/cli.js', 'eval', '--checkpoint', join(out, 'last.ckpt'), '--batch', '4'], { encoding: 'utf8', env });
   assert.is(e.status, 0, e.stderr);
-  assert.match(e.stdout, /svhn test set: 4 images, accuracy/);
+  assert.match(e.stdout, /svhn test set: 4 images, top-1 accuracy/);
 });
 
 test.run();
