@@ -68,7 +68,8 @@ unpack() {
   echo "node $("$NODE" --version) at $NODE; app at $APP ($(cat "$PACK/MANIFEST.txt" 2>/dev/null | head -1))"
   # The Vulkan loader: the image may lack it (device/README.md); as root unpack the packed .debs into /,
   # as that README's recipe does, else into a private root put on LD_LIBRARY_PATH.
-  if ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 '; then
+  # Not grep -q: it exits at the first match, ldconfig then dies of SIGPIPE, and pipefail turns that into 'absent' (the gpu_harness test's ~1-in-7 flake).
+  if ldconfig -p 2>/dev/null | grep 'libvulkan.so.1 ' >/dev/null; then
     echo "Vulkan loader: present ($(ldconfig -p | grep -m1 'libvulkan.so.1 ' | sed 's/.*=> //'))"
   elif [ "$(id -u)" = 0 ]; then
     for f in "$PACK"/debs/*.deb; do dpkg -x "$f" / || return 1; done
