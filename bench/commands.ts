@@ -84,7 +84,7 @@ async function inference(flags: Flags, context: BenchContext): Promise<void> {
   const model = presets('inference', flags.model === undefined ? undefined : [String(flags.model)])?.[0];
   const { runInferenceBenchmark } = await import('./inference.js');
   await runInferenceBenchmark({
-    json: flags.json as string | undefined, batches, reps, warmup, model, memory: strategy, oursOnly: flags['ours-only'] === true, device: context.device,
+    json: flags.json as string | undefined, batches, reps, warmup, model, memory: strategy, oursOnly: flags['ours-only'] === true, noOrt: flags['no-ort'] === true, device: context.device,
   });
 }
 

@@ -1,11 +1,13 @@
 // `densenet-wgsl bench inference`: DenseNet inference (default DenseNet-121, [3, 224, 224], 1000
 // classes; random weights: the time does not depend on their values) at several batch sizes, ours
 // (InferenceSession, memory strategy 'fused') against @tensorflow/tfjs-backend-webgpu on the SAME
-// Dawn device in the same process (bench/tfjs_inference.ts). Each side is warmed up (pipelines
-// compiled, weights resident), then timed `reps` times, the two sides alternating. A time is wall
-// clock from handing over the NCHW images on the host to having the outputs back on the host
-// (layout change, upload, GPU, read-back), the same work on both sides. Both sides get the same
-// weights and images and their outputs are cross-checked.
+// Dawn device in the same process (bench/tfjs_inference.ts), and against ONNX Runtime's CPU
+// execution provider on all cores with the same network exported to ONNX (bench/ort_inference.ts):
+// what a user without a GPU would run instead. Each side is warmed up (pipelines compiled, weights
+// resident), then timed `reps` times, the sides alternating. A time is wall clock from handing over
+// the NCHW images on the host to having the outputs back on the host (layout change, upload, GPU,
+// read-back), the same work on every side. Every side gets the same weights and images and their
+// outputs are cross-checked against ours.
 
 import { writeFileSync } from 'node:fs';
 import { formatAdapter, openDevice, type Gpu, type OpenDeviceOptions } from '../src/gpu/device.js';
@@ -14,6 +16,7 @@ import { describeDenseNet, multiplyAdds, preset, type DenseNetConfig } from '../
 import type { MemoryStrategy } from '../src/models/densenet_graph.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { InferenceSession } from '../src/models/session.js';
+import { createOrtInference, type OrtInferenceModel } from './ort_inference.js';
 import { createTfjsInference, type TfjsInferenceModel } from './tfjs_inference.js';
 import { dawnVersion, openTfjsOnGpu, type TfjsOnGpu } from './tfjs_webgpu.js';
 
@@ -29,8 +32,10 @@ export interface InferenceBenchmarkOptions {
   /** Untimed runs per side and batch before timing (default 1). */
   warmup?: number;
   memory?: MemoryStrategy;
-  /** Skip the tfjs side (default false). */
+  /** Skip the tfjs and ONNX Runtime sides (default false). */
   oursOnly?: boolean;
+  /** Skip the ONNX Runtime side (default false). */
+  noOrt?: boolean;
   log?: (line: string) => void;
   /** Use this device (left open) instead of opening one (closed at the end). */
   gpu?: Gpu;
@@ -42,21 +47,30 @@ export interface InferenceRow {
   batch: number;
   oursMs: number | null;
   tfjsMs: number | null;
+  /** ONNX Runtime, CPU execution provider, all cores. */
+  ortMs: number | null;
   oursImagesPerSec: number | null;
   tfjsImagesPerSec: number | null;
+  ortImagesPerSec: number | null;
   /** tfjs time / our time: above 1 means ours is faster. */
   ratio: number | null;
+  /** ONNX Runtime time / our time: above 1 means ours is faster. */
+  ortRatio: number | null;
   oursSamples: number[];
   tfjsSamples: number[];
+  ortSamples: number[];
   /** Our arena's peak bytes while this session existed (parameters + session buffers). */
   oursPeakBytes: number | null;
   /** tfjs-webgpu's buffer manager: bytes allocated after the runs (its pool keeps buffers). */
   tfjsAllocatedBytes: number | null;
   /** max |ours − tfjs| / max |tfjs| over the outputs. */
   maxRelDiff: number | null;
+  /** max |ours − ort| / max |ort| over the outputs. */
+  ortMaxRelDiff: number | null;
   gflopPerImage: number;
   oursError?: string;
   tfjsError?: string;
+  ortError?: string;
 }
 
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
@@ -81,16 +95,38 @@ function maxRelDiff(ours: Float32Array, theirs: Float32Array): number {
   return scale > 0 ? diff / scale : diff;
 }
 
-export function formatInferenceTable(rows: InferenceRow[]): string {
+/**
+ * The table: times and images/s of each side, ratios to ours (above 1: ours faster), memory, and
+ * each side's output difference from ours. `where` (optional) says what the ratios mean on this
+ * machine: printed under the table with one verdict line per batch against ONNX Runtime.
+ */
+export function formatInferenceTable(rows: InferenceRow[], where?: string): string {
   const f = (v: number | null, digits: number) => (v === null ? '—' : v.toFixed(digits));
-  const head = ['model', 'batch', 'ours ms', 'tfjs ms', 'ours img/s', 'tfjs img/s', 'ratio', 'ours peak MiB', 'tfjs alloc MiB', 'max rel diff'];
-  const body = rows.map((r) => [r.model, String(r.batch), f(r.oursMs, 0), f(r.tfjsMs, 0), f(r.oursImagesPerSec, 3), f(r.tfjsImagesPerSec, 3),
-    f(r.ratio, 2), f(r.oursPeakBytes === null ? null : r.oursPeakBytes / 2 ** 20, 1), f(r.tfjsAllocatedBytes === null ? null : r.tfjsAllocatedBytes / 2 ** 20, 1),
-    r.maxRelDiff === null ? '—' : r.maxRelDiff.toExponential(1)]);
+  const e = (v: number | null) => (v === null ? '—' : v.toExponential(1));
+  const head = ['model', 'batch', 'ours ms', 'tfjs ms', 'ort ms', 'ours img/s', 'tfjs img/s', 'ort img/s', 'tfjs/ours', 'ort/ours',
+    'ours peak MiB', 'tfjs alloc MiB', 'diff tfjs', 'diff ort'];
+  const body = rows.map((r) => [r.model, String(r.batch), f(r.oursMs, 0), f(r.tfjsMs, 0), f(r.ortMs, 0), f(r.oursImagesPerSec, 3), f(r.tfjsImagesPerSec, 3),
+    f(r.ortImagesPerSec, 3), f(r.ratio, 2), f(r.ortRatio, 2), f(r.oursPeakBytes === null ? null : r.oursPeakBytes / 2 ** 20, 1),
+    f(r.tfjsAllocatedBytes === null ? null : r.tfjsAllocatedBytes / 2 ** 20, 1), e(r.maxRelDiff), e(r.ortMaxRelDiff)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const notes = rows.flatMap((r) => [r.oursError && `batch ${r.batch} ours: ${r.oursError}`, r.tfjsError && `batch ${r.batch} tfjs: ${r.tfjsError}`].filter(Boolean) as string[]);
-  return [line(head), ...body.map(line), ...notes].join('\n');
+  const notes = rows.flatMap((r) => [r.oursError && `batch ${r.batch} ours: ${r.oursError}`, r.tfjsError && `batch ${r.batch} tfjs: ${r.tfjsError}`,
+    r.ortError && `batch ${r.batch} ort: ${r.ortError}`].filter(Boolean) as string[]);
+  const verdicts = rows.filter((r) => r.ortRatio !== null).map((r) => {
+    const x = r.ortRatio!;
+    return `batch ${r.batch}: ONNX Runtime on the CPU is ${x < 1 ? `${(1 / x).toFixed(1)}× faster than ours` : `${x.toFixed(1)}× slower than ours`}` +
+      (r.ratio !== null ? `; ours is ${r.ratio >= 1 ? `${r.ratio.toFixed(1)}× faster than` : `${(1 / r.ratio).toFixed(1)}× slower than`} tfjs-webgpu` : '');
+  });
+  return [line(head), ...body.map(line), ...notes, ...(where && verdicts.length ? [where, ...verdicts] : [])].join('\n');
+}
+
+/** What the ONNX Runtime ratio means on this adapter, in words. */
+function whereWeStand(gpu: Gpu, ortDescription: string): string {
+  const software = gpu.profile.class === 'software';
+  return `ort = ${ortDescription}. ` + (software
+    ? `The adapter is software (${gpu.adapter.name || 'CPU'}): ours and tfjs-webgpu run on these same CPU cores through a Vulkan emulator, so ONNX Runtime's ` +
+      'native CPU kernels are what a user of this machine should pick; our rows measure the engine, not a GPU.'
+    : 'Ours and tfjs-webgpu run on the GPU, ONNX Runtime on the CPU: the ratio is what the GPU buys over this machine\'s cores.');
 }
 
 export async function runInferenceBenchmark(options: InferenceBenchmarkOptions = {}): Promise<InferenceRow[]> {
@@ -109,6 +145,8 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
   let tfjs: TfjsOnGpu | undefined;
   let tfjsModel: TfjsInferenceModel | undefined;
   let tfjsUnavailable: string | undefined;
+  let ortModel: OrtInferenceModel | undefined;
+  let ortUnavailable: string | undefined;
   const model = DenseNetModel.create(gpu, config, 1);
   const rows: InferenceRow[] = [];
   try {
@@ -124,6 +162,16 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
         log(`tfjs: not available: ${tfjsUnavailable}`);
       }
     }
+    if (options.oursOnly || options.noOrt) ortUnavailable = 'skipped';
+    else {
+      try {
+        ortModel = await createOrtInference(config, params);
+        log(`ort: ${ortModel.description}, the same network exported to ONNX`);
+      } catch (e) {
+        ortUnavailable = errorText(e);
+        log(`ort: not available: ${ortUnavailable}`);
+      }
+    }
     log(`versions: node ${process.versions.node}, webgpu (Dawn) ${dawnVersion()}` +
       (tfjs ? `, @tensorflow/tfjs-core ${tfjs.versions.tfjsCore}, @tensorflow/tfjs-backend-webgpu ${tfjs.versions.tfjsBackendWebgpu} (same GPUDevice as ours)` : ''));
     log(`model ${config.name}: input [${config.inputShape.join(', ')}], ${config.classes ?? 'no'} classes, ${gflopPerImage.toFixed(2)} GFLOP per image, random weights; ` +
@@ -131,8 +179,9 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
 
     for (const batch of batches) {
       const row: InferenceRow = {
-        model: config.name, batch, oursMs: null, tfjsMs: null, oursImagesPerSec: null, tfjsImagesPerSec: null, ratio: null,
-        oursSamples: [], tfjsSamples: [], oursPeakBytes: null, tfjsAllocatedBytes: null, maxRelDiff: null, gflopPerImage,
+        model: config.name, batch, oursMs: null, tfjsMs: null, ortMs: null, oursImagesPerSec: null, tfjsImagesPerSec: null, ortImagesPerSec: null,
+        ratio: null, ortRatio: null, oursSamples: [], tfjsSamples: [], ortSamples: [], oursPeakBytes: null, tfjsAllocatedBytes: null,
+        maxRelDiff: null, ortMaxRelDiff: null, gflopPerImage,
       };
       const [c, h, w] = config.inputShape;
       const images = randomImages(batch * c * h * w, batch);
@@ -144,8 +193,10 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
         row.oursError = errorText(e);
       }
       if (!tfjsModel) row.tfjsError = tfjsUnavailable;
+      if (!ortModel) row.ortError = ortUnavailable;
       let oursOut: Float32Array | undefined;
       let tfjsOut: Float32Array | undefined;
+      let ortOut: Float32Array | undefined;
       const oursRun = async () => {
         const t0 = performance.now();
         oursOut = await session!.run(images);
@@ -157,11 +208,17 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
         try { tfjsOut = (await out.data()) as Float32Array; } finally { out.dispose(); }
         return performance.now() - t0;
       };
-      const sides: [() => Promise<number>, number[], 'oursError' | 'tfjsError'][] = [];
+      const ortRun = async () => {
+        const t0 = performance.now();
+        ortOut = await ortModel!.run(images, batch);
+        return performance.now() - t0;
+      };
+      const sides: [() => Promise<number>, number[], 'oursError' | 'tfjsError' | 'ortError'][] = [];
       if (session) sides.push([oursRun, row.oursSamples, 'oursError']);
       if (tfjsModel) sides.push([tfjsRun, row.tfjsSamples, 'tfjsError']);
+      if (ortModel) sides.push([ortRun, row.ortSamples, 'ortError']);
       for (let r = -warmup; r < reps; r++) {
-        const last: Record<string, string> = { oursError: '—', tfjsError: '—' };
+        const last: Record<string, string> = { oursError: '—', tfjsError: '—', ortError: '—' };
         for (const [run, samples, error] of sides) {
           if (row[error] !== undefined) continue;
           try {
@@ -173,7 +230,7 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
           }
         }
         // The first run also pays for compiling shaders the driver builds lazily (tfjs compiles its own then too).
-        log(`  batch ${batch}: ${r < 0 ? 'warm-up' : `rep ${r + 1}/${reps}`}: ours ${last.oursError} ms, tfjs ${last.tfjsError} ms`);
+        log(`  batch ${batch}: ${r < 0 ? 'warm-up' : `rep ${r + 1}/${reps}`}: ours ${last.oursError} ms, tfjs ${last.tfjsError} ms, ort ${last.ortError} ms`);
       }
       if (session) {
         row.oursPeakBytes = gpu.arena.peakBytes;
@@ -189,18 +246,25 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
         const memory = tfjs!.tf.memory() as { numBytesAllocatedInGPU?: number };
         row.tfjsAllocatedBytes = memory.numBytesAllocatedInGPU ?? null;
       }
+      if (row.ortSamples.length === reps) {
+        row.ortMs = median(row.ortSamples);
+        row.ortImagesPerSec = batch / (row.ortMs / 1000);
+      }
       if (row.oursMs !== null && row.tfjsMs !== null) row.ratio = row.tfjsMs / row.oursMs;
+      if (row.oursMs !== null && row.ortMs !== null) row.ortRatio = row.ortMs / row.oursMs;
       if (oursOut && tfjsOut) row.maxRelDiff = maxRelDiff(oursOut, tfjsOut);
+      if (oursOut && ortOut) row.ortMaxRelDiff = maxRelDiff(oursOut, ortOut);
       rows.push(row);
     }
   } finally {
     tfjsModel?.dispose();
     await tfjs?.close();
+    await ortModel?.dispose();
     model.close();
     if (!options.gpu) gpu.close();
   }
   log('');
-  log(formatInferenceTable(rows));
+  log(formatInferenceTable(rows, ortModel ? whereWeStand(gpu, ortModel.description) : undefined));
   if (options.json) {
     writeFileSync(options.json, JSON.stringify(rows.map((r) => ({ ...r, adapter: gpu.adapter.name })), null, 2) + '\n');
     log(`wrote ${rows.length} rows to ${options.json}`);

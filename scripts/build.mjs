@@ -2,14 +2,15 @@
 // load at run time), the library (dist/lib/index.js, the package's `import` entry, with its
 // TypeScript declarations in dist/types/ from tsconfig.lib.json) and every test file
 // (dist/test/*.test.js) with esbuild. npm packages stay external: they are loaded from
-// node_modules at run time.
+// node_modules at run time. A .proto schema
+// (src/io/onnx/onnx.proto) is bundled as text, so no bundle looks for it on disk.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', sourcemap: 'linked', logLevel: 'warning' };
+const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', sourcemap: 'linked', logLevel: 'warning', loader: { '.proto': 'text' } };
 // `node scripts/build.mjs conv2d` builds only the test files whose names contain "conv2d".
 const filter = process.argv[2];
 const tests = readdirSync('test').filter((f) => f.endsWith('.test.ts') && (!filter || f.includes(filter))).map((f) => `test/${f}`);

@@ -120,7 +120,8 @@ test('pack.sh --list: the bundles and the runtime packages, not the build tools 
   for (const f of ['dist/cli.js', 'dist/bench.js', 'dist/gpu_logits.js', 'package.json', 'node_modules/webgpu/index.js',
     'node_modules/webgpu/dist/linux-x64/dawn.node', 'node_modules/@tensorflow/tfjs-core/package.json',
     'node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js', 'node_modules/@tensorflow/tfjs-backend-webgpu/package.json',
-    'node_modules/@tensorflow/tfjs-backend-cpu/package.json', 'node_modules/pngjs/package.json', 'node_modules/jpeg-js/package.json']) {
+    'node_modules/@tensorflow/tfjs-backend-cpu/package.json', 'node_modules/pngjs/package.json', 'node_modules/jpeg-js/package.json',
+    'node_modules/protobufjs/package.json', 'node_modules/protobufjs/index.js']) {
     assert.ok(files.includes(f), `${f} should be packed`);
   }
   const unwanted = files.filter((f) => /node_modules\/(typescript|esbuild|@esbuild|uvu|@types)\//.test(f) || /^node_modules\/.*\.(d\.ts|map)$/.test(f) ||

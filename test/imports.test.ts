@@ -85,7 +85,7 @@ test('the checker sees every import form and refuses upward and sideways imports
 
 test('the CLI bundle carries no benchmark code, the bench bundle no CLI code, the library neither', async () => {
   const bundle = async (entry: string) => {
-    const result = await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', write: false, metafile: true, logLevel: 'silent' });
+    const result = await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', packages: 'external', write: false, metafile: true, logLevel: 'silent', loader: { '.proto': 'text' } });
     return Object.keys(result.metafile.inputs).map((p) => relative('.', p).replace(/\\/g, '/'));
   };
   const cli = await bundle('src/cli/main.ts');

@@ -28,9 +28,10 @@ import {
   configFromWeights, exportTorchvisionWeights, loadTorchvisionWeights, modernKey, torchvisionStateDict, WeightsError,
 } from '../src/io/torchvision.js';
 import {
-  extractImagenetFeatures, IMAGENET_MEAN, IMAGENET_STD, imagenetInput, predictImagenet, runExport, runFeatures, runImagenetPredict,
+  extractImagenetFeatures, IMAGENET_MEAN, IMAGENET_STD, imagenetInput, predictImagenet, runFeatures, runImagenetPredict,
   runPredictDispatch,
 } from '../src/cli/imagenet.js';
+import { runExport } from '../src/cli/export.js';
 import { UsageError, type ParsedFlags } from '../src/cli/args.js';
 import { assertClose, closeTestGpu, randomArray, seededRandom, testGpu, type Tolerance } from './helpers.js';
 

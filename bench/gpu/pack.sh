@@ -5,7 +5,8 @@
 #   app.tar.xz   app/dist/*.js (+ .map): the CLI, dist/bench.js, dist/gpu_logits.js; app/package.json;
 #                app/node_modules: only what those bundles import at run time (webgpu's JS and its
 #                linux-x64 Dawn addon, TensorFlow.js core/webgpu/cpu and their dependencies, pngjs,
-#                jpeg-js); no TypeScript, esbuild, type declarations or source maps of packages
+#                jpeg-js, protobufjs for ONNX export; not onnxruntime-node, 288 MB: bench inference's
+#                ONNX Runtime row says it is not available there); no TypeScript, esbuild, type declarations or source maps of packages
 #   debs/*.deb   the Vulkan loader and GL vendor-neutral dispatch (device/README.md's list)
 #   MANIFEST.txt what is inside, sizes, sha256, the commit packed
 # Usage (repo root): bash bench/gpu/pack.sh [--no-build] [--list] [--check DIR]
@@ -22,7 +23,7 @@ LIMIT_MIB=${GPU_PACK_LIMIT_MIB:-64}
 XZ_LEVEL=${GPU_PACK_XZ:-6}
 DEBS=(libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 # npm packages the bundles import at run time, with their own dependencies (package.json "dependencies").
-RUNTIME_PACKAGES=(webgpu pngjs jpeg-js @tensorflow/tfjs-core @tensorflow/tfjs-backend-webgpu @tensorflow/tfjs-backend-cpu
+RUNTIME_PACKAGES=(webgpu pngjs jpeg-js protobufjs @tensorflow/tfjs-core @tensorflow/tfjs-backend-webgpu @tensorflow/tfjs-backend-cpu
   long seedrandom node-fetch whatwg-url tr46 webidl-conversions)
 
 die() { echo "pack.sh: $*" >&2; exit 1; }

@@ -49,14 +49,15 @@ const BENCH_FLAGS: Record<BenchCommand, { summary: string; flags: FlagSpec[] }> 
       TFJS_CAP_FLAG],
   },
   inference: {
-    summary: 'DenseNet-121 inference at batch 1 and 8, ours against tfjs-webgpu on the same adapter (images/s)',
+    summary: 'DenseNet-121 inference at batch 1 and 8, ours against tfjs-webgpu on the same adapter and ONNX Runtime on the CPU (images/s)',
     flags: [JSON_FLAG,
       { name: 'batches', type: 'string', help: 'comma-separated batch sizes', default: '1,8' },
       { name: 'model', type: 'string', help: 'preset name', default: 'densenet121' },
       { name: 'reps', type: 'number', help: 'timed repetitions per side and batch (few: slow on software adapters)', default: 2 },
       { name: 'warmup', type: 'number', help: 'untimed runs per side and batch first', default: 1 },
       { name: 'memory', type: 'string', help: 'our memory strategy: naive, shared, recompute or fused', default: 'fused' },
-      { name: 'ours-only', type: 'boolean', help: 'skip TensorFlow.js' }],
+      { name: 'ours-only', type: 'boolean', help: 'skip TensorFlow.js and ONNX Runtime' },
+      { name: 'no-ort', type: 'boolean', help: 'skip ONNX Runtime (CPU execution provider, all cores)' }],
   },
 };
 

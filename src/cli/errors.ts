@@ -11,10 +11,11 @@ import { ImageError } from '../train/images.js';
 import { MetricsError } from '../train/metrics.js';
 import { OptionsError } from '../train/options.js';
 import { SafetensorsError } from '../io/safetensors.js';
+import { OnnxExportError } from '../io/onnx/densenet_onnx.js';
 import { WeightsError } from '../io/torchvision.js';
 import { UsageError } from './args.js';
 
-const USER_ERRORS = [UsageError, OptionsError, DatasetError, CheckpointError, ImageError, MetricsError, DenseNetConfigError, GraphError, ShapeError, SafetensorsError, WeightsError];
+const USER_ERRORS = [UsageError, OptionsError, DatasetError, CheckpointError, ImageError, MetricsError, DenseNetConfigError, GraphError, ShapeError, SafetensorsError, WeightsError, OnnxExportError];
 
 export function isUserError(e: unknown): boolean {
   // Messages that start with "gpu:" come from device acquisition and limits: the user's machine.

@@ -1,6 +1,6 @@
 // ImageNet DenseNets from torchvision weights: `predict --model NAME --weights FILE IMAGE...`
-// (top-5 ImageNet classes), `features` (pooled feature vectors to .npy or .json) and `export`
-// (a training checkpoint → torchvision-named safetensors). `predict --checkpoint` stays the
+// (top-5 ImageNet classes) and `features` (pooled feature vectors to .npy or .json); `export`
+// lives in export.ts. `predict --checkpoint` stays the
 // training-checkpoint predictor of train.ts; runPredictDispatch picks one by the flags.
 //
 // Preprocessing is torchvision's ImageNet evaluation transform: RGB, resize the shorter side to 256
@@ -15,13 +15,12 @@ import type { MemoryReport } from '../gpu/arena.js';
 import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
-import { readCheckpoint } from '../train/checkpoint.js';
 import { decodeImageFile } from '../train/images.js';
 import { imagenetInput } from '../train/preprocessing.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
-import { configFromWeights, exportTorchvisionWeights, loadTorchvisionWeights, WeightsError, type LoadReport } from '../io/torchvision.js';
+import { configFromWeights, loadTorchvisionWeights, WeightsError, type LoadReport } from '../io/torchvision.js';
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { TUNE_FLAGS, tunedAdapterOptions } from './tune.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
@@ -150,16 +149,10 @@ export const FEATURES_FLAGS: FlagSpec[] = [
   ...TUNE_FLAGS,
 ];
 
-export const EXPORT_FLAGS: FlagSpec[] = [
-  { name: 'checkpoint', type: 'string', help: 'checkpoint written by train' },
-  { name: 'out', type: 'string', help: 'output .safetensors file (torchvision names; load_state_dict in PyTorch)' },
-  { name: 'overwrite', type: 'boolean', help: 'replace an existing --out file' },
-];
-
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** A preset name or a JSON config file. */
-async function configFromFlag(value: string, command: string): Promise<DenseNetConfig> {
+export async function configFromFlag(value: string, command: string): Promise<DenseNetConfig> {
   if (!value.endsWith('.json')) {
     try { return preset(value); } catch (e) { throw new UsageError(`${command}: ${(e as Error).message}`); }
   }
@@ -250,21 +243,6 @@ export async function runFeatures(flags: ParsedFlags, files: string[], log: (lin
     }
     log(statsLine(stats));
   });
-}
-
-export async function runExport(flags: ParsedFlags, log: (line: string) => void = console.log): Promise<void> {
-  const checkpoint = flags.checkpoint as string | undefined;
-  const out = flags.out as string | undefined;
-  if (!checkpoint) throw new UsageError('export: --checkpoint FILE is required');
-  if (!out) throw new UsageError('export: --out FILE.safetensors is required');
-  await checkOutFile('export', out, { extensions: ['.safetensors'], format: 'safetensors', overwrite: flags.overwrite === true });
-  await refuseWrongKind('export', 'checkpoint', checkpoint, { safetensors: 'predict --weights or features --weights (it is already safetensors)' });
-  const contents = await readCheckpoint(checkpoint);
-  const report = await asUsage('export', () => exportTorchvisionWeights({ ...contents, name: checkpoint }, out));
-  log(`wrote ${out}: model ${report.config.name}, ${report.parameters} tensors with torchvision names plus ${report.tensors - report.parameters} num_batches_tracked`);
-  if (report.config.stem === 'imagenet') {
-    log('in PyTorch: from safetensors.torch import load_file; model.load_state_dict(load_file(' + JSON.stringify(out) + '))');
-  }
 }
 
 /** `predict`: --weights → ImageNet weights (this file); --checkpoint → a training checkpoint (train.ts). */

@@ -4,7 +4,8 @@ import { ADAPTER_FLAGS, adapterOptions, formatFlags, parseFlags, UsageError, typ
 import { BENCH_COMMANDS } from './bench_commands.js';
 import { reportError } from './errors.js';
 import { runInfo } from './info.js';
-import { EXPORT_FLAGS, FEATURES_FLAGS, PREDICT_FLAGS, runExport, runFeatures, runPredictDispatch } from './imagenet.js';
+import { EXPORT_FLAGS, runExport } from './export.js';
+import { FEATURES_FLAGS, PREDICT_FLAGS, runFeatures, runPredictDispatch } from './imagenet.js';
 import { EVAL_FLAGS, runEval } from './eval.js';
 import { runTrain, TRAIN_FLAGS } from './train.js';
 import { runTune, TUNE_COMMAND_FLAGS } from './tune.js';
@@ -42,7 +43,7 @@ const commands: Record<string, Command> = {
     run: (flags, positional) => runFeatures(flags as ParsedFlags, positional),
   },
   export: {
-    summary: 'write a checkpoint\'s weights as torchvision-named safetensors (PyTorch load_state_dict)',
+    summary: 'a checkpoint as torchvision-named safetensors (PyTorch load_state_dict), or a checkpoint or safetensors weights as an ONNX inference graph (by the --out extension)',
     flags: EXPORT_FLAGS,
     run: (flags) => runExport(flags as ParsedFlags),
   },
