@@ -3,8 +3,8 @@
 // statistics in inference, so padding cannot change the other rows).
 
 import type { InferenceSession } from '../models/session.js';
-import type { Dataset } from './data/dataset.js';
-import { normalize } from './data/dataset.js';
+// core.js, not the dataset.js barrel: the barrel brings the file loaders, which a browser page cannot bundle.
+import { normalize, type Dataset } from './data/core.js';
 
 export interface Evaluation {
   accuracy: number;

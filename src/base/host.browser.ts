@@ -1,0 +1,24 @@
+// The browser side of host.ts (swapped in by esbuild through package.json "browser"): a page has no
+// file system and no environment variables. The file functions exist so that the core's modules
+// load; calling one is a mistake in a page, which reads files as bytes (parseCheckpoint, parseSafetensors).
+
+import type * as node from './host.js';
+
+function noFiles(what: string): () => never {
+  return () => {
+    throw new Error(`${what}: a browser page has no file system; read the file's bytes (File.arrayBuffer(), fetch) and parse them instead`);
+  };
+}
+
+export const randomBytes = noFiles('randomBytes') as unknown as typeof node.randomBytes;
+export const open = noFiles('open') as unknown as typeof node.open;
+export const readFile = noFiles('readFile') as unknown as typeof node.readFile;
+export const rename = noFiles('rename') as unknown as typeof node.rename;
+export const rm = noFiles('rm') as unknown as typeof node.rm;
+export const stat = noFiles('stat') as unknown as typeof node.stat;
+export const dirname = noFiles('dirname') as unknown as typeof node.dirname;
+
+/** No environment in a page: every DENSENET_WGSL_* setting takes its default. */
+export function hostEnvironment(): Record<string, string | undefined> {
+  return {};
+}
