@@ -1,0 +1,3 @@
+// placeholder
+import { startPage } from '../common/engine.js';
+void startPage();
