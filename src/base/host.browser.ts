@@ -16,9 +16,20 @@ export const readFile = noFiles('readFile') as unknown as typeof node.readFile;
 export const rename = noFiles('rename') as unknown as typeof node.rename;
 export const rm = noFiles('rm') as unknown as typeof node.rm;
 export const stat = noFiles('stat') as unknown as typeof node.stat;
+export const writeFile = noFiles('writeFile') as unknown as typeof node.writeFile;
 export const dirname = noFiles('dirname') as unknown as typeof node.dirname;
 
 /** No environment in a page: every DENSENET_WGSL_* setting takes its default. */
 export function hostEnvironment(): Record<string, string | undefined> {
   return {};
+}
+
+/** The browser, for benchmark records. */
+export function runtimeName(): string {
+  return (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ?? 'a browser';
+}
+
+/** npm package versions are not known in a page (the bundle does not carry package.json files). */
+export function packageVersion(_name: string): string {
+  return 'unknown';
 }
