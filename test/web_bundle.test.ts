@@ -17,7 +17,7 @@ async function browserBundle(entry: string) {
 
 /** What a page bundle must not hold, as readable lines (empty: clean). */
 function nodeOnly(inputs: string[], text: string): string[] {
-  const bad = inputs.filter((p) => p.startsWith('node:') || /node_modules\/webgpu\//.test(p) || /src\/base\/host\.ts$|src\/gpu\/(webgpu_host|native_stderr)\.ts$/.test(p));
+  const bad = inputs.filter((p) => p.startsWith('node:') || /node_modules\/webgpu\//.test(p) || /src\/base\/host\.ts$|src\/gpu\/(webgpu_host|native_stderr)\.ts$|bench\/train_tfjs_gradients\.ts$/.test(p));
   for (const m of text.matchAll(/\b(process\.(env|pid|argv|stderr)|require\(|__dirname)/g)) bad.push(`uses ${m[0]}`);
   return [...new Set(bad)];
 }

@@ -108,6 +108,7 @@ test('Digits: the page\'s logits for 8 test digits equal Node\'s on the same wei
 
   assert.is(pageLogits.length, N * 10);
   const worst = worstRelative(pageLogits, nodeLogits, 10);
+  console.log(`  digits: page logits against Node's, worst ${worst.toExponential(2)} of the row's scale (limit 1e-4)`);
   assert.ok(worst <= 1e-4, `page logits differ from Node's by ${worst.toExponential(2)} relative (limit 1e-4)`);
   const argmax = (a: ArrayLike<number>, i: number) => { let best = 0; for (let j = 1; j < 10; j++) if (a[i * 10 + j] > a[i * 10 + best]) best = j; return best; };
   const right = Array.from({ length: N }, (_, i) => argmax(pageLogits, i) === digits.test.labels[i]).filter(Boolean).length;
@@ -164,6 +165,7 @@ test('Train: one training step in the page gives Node\'s loss and updated weight
       if (err > worst) { worst = err; worstName = `${name}[${i}]: page ${got[i]}, Node ${node[i]}, before ${init[i]}`; }
     }
   }
+  console.log(`  train step: loss page ${fromPage.loss} Node ${r.loss}; weights at ${worst.toFixed(3)} of the tolerance, largest update ${moved.toExponential(2)}`);
   assert.ok(moved > 1e-4, `the step moved no weight (largest change ${moved})`);
   assert.ok(worst <= 1, `updated weights differ beyond tolerance (×${worst.toFixed(2)}): ${worstName}`);
 
@@ -179,7 +181,7 @@ test('Train: one training step in the page gives Node\'s loss and updated weight
   await page.close();
 });
 
-test('Benchmark: the page runs bench ops (small shapes) against tfjs-webgpu and fills the whole table; the JSON record names the adapter', async () => {
+test('Benchmark: the page runs bench ops (small shapes) and a bench train step against tfjs-webgpu and fills both tables; the JSON record names the adapter', async () => {
   const { page, errors } = await open(browser, 'bench/');
   await page.evaluate(() => (globalThis as any).benchPage.ready);
   await page.fill('#reps', '1');
@@ -191,8 +193,16 @@ test('Benchmark: the page runs bench ops (small shapes) against tfjs-webgpu and 
     assert.match(row[2] + ' ' + row[3], /^\d+\.\d{3} \d+\.\d{3}$/, `timings of ${row.join(' | ')}`);
     assert.match(row[4], /^\d+\.\d\d×$/, `ratio of ${row.join(' | ')}`);
   }
-  const record = await page.evaluate(() => (globalThis as any).benchPage.record()) as { adapter: { class: string }; browser: string; rows: unknown[] };
-  assert.ok(record.adapter.class && record.browser && record.rows.length === 8, 'the JSON record holds the adapter, the browser and the rows');
+  // The training step of bench train, on a tiny problem with one timed step (the page's own choices are larger).
+  const t = await page.evaluate(() => (globalThis as any).benchPage.runTrain({ model: 'digits-tiny', batch: 2, steps: 1 })) as { rows: number; complete: boolean };
+  assert.equal(t, { rows: 2, complete: true });
+  const trainCells = await page.$$eval('#train-results tbody tr', (trs) => trs.map((tr: any) => Array.from(tr.querySelectorAll('td'), (td: any) => String(td.textContent ?? ''))));
+  assert.equal(trainCells.map((r) => r[0]), ['ours-fused', 'tfjs-webgpu']);
+  for (const row of trainCells) assert.match(row[3], /^\d+\.\d\d$/, `images/s of ${row.join(' | ')}`);
+  // Same parameters and batch: the first losses agree (they are printed to 5 decimals).
+  assert.ok(Math.abs(Number(trainCells[0][6]) - Number(trainCells[1][6])) <= 2e-5, `first losses ${trainCells[0][6]} and ${trainCells[1][6]}`);
+  const record = await page.evaluate(() => (globalThis as any).benchPage.record()) as { adapter: { class: string }; browser: string; ops: { rows: unknown[] }; train: { rows: unknown[] } };
+  assert.ok(record.adapter.class && record.browser && record.ops.rows.length === 8 && record.train.rows.length === 2, 'the JSON record holds the adapter, the browser and both tables');
   assert.is(await page.isEnabled('#download'), true);
   await page.screenshot({ path: join(SHOTS, 'web-bench.png'), fullPage: true });
   assert.equal(errors, []);

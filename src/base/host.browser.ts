@@ -29,7 +29,27 @@ export function runtimeName(): string {
   return (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ?? 'a browser';
 }
 
+/** The same as a record's versions entry: { browser: user agent }. */
+export function runtimeVersions(): Record<string, string> {
+  return { browser: runtimeName() };
+}
+
 /** npm package versions are not known in a page (the bundle does not carry package.json files). */
-export function packageVersion(_name: string): string {
+export function packageVersion(_name: string, missing = 'unknown'): string {
+  return missing;
+}
+
+/** The page's address, for benchmark records. */
+export function commandLine(): string {
+  return (globalThis as { location?: { href?: string } }).location?.href ?? '';
+}
+
+/** Unknown in a page: no cap from it. */
+export function freeMemoryBytes(): number {
+  return Infinity;
+}
+
+/** The bundle does not carry package.json. */
+export function projectVersion(): string {
   return 'unknown';
 }

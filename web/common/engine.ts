@@ -101,8 +101,8 @@ export async function startPage(): Promise<Gpu | undefined> {
   if ('problem' in opened) {
     showAdapter('no WebGPU adapter');
     showProblem(`WebGPU is not available: ${opened.problem}`,
-      'This page runs a neural network on your GPU through WebGPU. Try a recent Chrome or Edge (Safari 26, Firefox 141+ on Windows), ' +
-      'opened over https or on localhost; on Linux start Chrome with --enable-unsafe-webgpu.');
+      'This page runs a neural network on your GPU through WebGPU: recent Chrome and Edge have it, as do Safari 26 and Firefox 141+ on Windows; ' +
+      'the page must come over https or from localhost.');
     return undefined;
   }
   showAdapter(`adapter: ${adapterLine(opened.gpu)}`);
