@@ -5,12 +5,14 @@
 // Screenshots go to $WEB_SCREENSHOTS (default dist/screenshots/).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { openDevice, type Gpu } from '../src/gpu/device.js';
+import { exportTorchvisionWeights } from '../src/io/torchvision.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { preset } from '../src/models/presets.js';
 import { InferenceSession, TrainingSession } from '../src/models/session.js';
@@ -87,7 +89,7 @@ function worstRelative(a: ArrayLike<number>, b: ArrayLike<number>, row: number):
   return worst;
 }
 
-test('Digits: the page\'s logits for 8 test digits equal Node\'s on the same weights (1e-4 relative); drawing shows a top-3', async () => {
+test('Digits: the page\'s logits for 8 test digits equal Node\'s on the same weights (1e-4 relative); drawing shows a top-3; a picked .safetensors loads, a broken file is refused', async () => {
   const { page, errors } = await open(browser, 'digits/');
   await page.evaluate(() => (globalThis as any).digitsPage.ready);
   assert.match(await page.textContent('#adapter') ?? '', /^adapter: .+\((software|integrated|discrete|unknown)/);
@@ -125,6 +127,25 @@ test('Digits: the page\'s logits for 8 test digits equal Node\'s on the same wei
   await page.waitForTimeout(500);
   assert.is((await page.textContent('#predictions .pred.first .digit'))?.trim(), '7');
   await page.screenshot({ path: join(SHOTS, 'web-digits.png') });
+
+  // The visitor's own file: an exported .safetensors loads and predicts the same; a broken file is refused, the model kept.
+  const dir = mkdtempSync(join(tmpdir(), 'densenet-wgsl-web-'));
+  try {
+    const exported = join(dir, 'mine.safetensors');
+    await exportTorchvisionWeights({ ...checkpoint, name: 'digits.ckpt' }, exported);
+    await page.setInputFiles('#file', exported);
+    await page.waitForFunction("/^mine\\.safetensors: digits-fast .*from a safetensors/.test(document.getElementById('model').textContent)", undefined, { timeout: 60_000 });
+    const again = await page.evaluate(([images, n]) => (globalThis as any).digitsPage.logits(images, n), [Array.from(raw), N] as const) as number[];
+    assert.ok(worstRelative(again, nodeLogits, 10) <= 1e-4, 'the exported weights give the same logits');
+    const broken = join(dir, 'broken.ckpt');
+    writeFileSync(broken, readFileSync('web/model/digits.ckpt').subarray(0, 1000));
+    await page.setInputFiles('#file', broken);
+    await page.waitForSelector('#problem:not([hidden])', { timeout: 30_000 });
+    assert.match(await page.textContent('#problem') ?? '', /broken\.ckpt was not loaded: .*truncated/);
+    assert.match(await page.textContent('#model') ?? '', /^mine\.safetensors: /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   assert.equal(errors, []);
   await page.close();
 });
