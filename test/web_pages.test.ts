@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { openDevice, type Gpu } from '../src/gpu/device.js';
-import { exportTorchvisionWeights } from '../src/io/torchvision.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { configFromWeights, exportTorchvisionWeights, matchTorchvisionWeights } from '../src/io/torchvision.js';
+import { describeDenseNet } from '../src/models/architecture.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { preset } from '../src/models/presets.js';
 import { InferenceSession, TrainingSession } from '../src/models/session.js';
@@ -150,7 +152,7 @@ test('Digits: the page\'s logits for 8 test digits equal Node\'s on the same wei
   await page.close();
 });
 
-test('Train: one training step in the page gives Node\'s loss and updated weights (same seed, batch, lr)', async () => {
+test('Train: one training step in the page gives Node\'s loss and updated weights (same seed, batch, lr); the page trains, stops, and its download is a model Node reads', async () => {
   const { page, errors } = await open(browser, 'train/');
   await page.evaluate(() => (globalThis as any).trainPage.ready);
   const per = 28 * 28;
@@ -195,8 +197,23 @@ test('Train: one training step in the page gives Node\'s loss and updated weight
   await page.click('#start');
   await page.waitForFunction("/images\\/s/.test(document.getElementById('stats').textContent) && /batch ([3-9]|[0-9]{2,})\\//.test(document.getElementById('stats').textContent)", undefined, { timeout: 240_000 });
   await page.click('#stop');
-  await page.waitForFunction("/stopped after \\d+ steps/.test(document.getElementById('epochs').textContent)", undefined, { timeout: 60_000 });
+  await page.waitForFunction("/stopped after \\d+ steps/.test(document.getElementById('epoch-results').textContent)", undefined, { timeout: 60_000 });
+  assert.is(await page.isVisible('#epoch-results'), true);
   assert.is(await page.isEnabled('#download'), true);
+  // The download is a safetensors file Node reads back as the page's model (config recorded, every tensor fitting).
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+  const dir = mkdtempSync(join(tmpdir(), 'densenet-wgsl-web-'));
+  try {
+    const file = join(dir, download.suggestedFilename());
+    await download.saveAs(file);
+    assert.match(file, /digits-fast-tab\.safetensors$/);
+    const contents = await readSafetensors(file);
+    const config = configFromWeights(contents);
+    assert.is(config?.name, 'digits-fast');
+    assert.is(matchTorchvisionWeights(describeDenseNet(config!), contents, file).values.size, describeDenseNet(config!).parameters.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   await page.screenshot({ path: join(SHOTS, 'web-train.png') });
   assert.equal(errors, []);
   await page.close();

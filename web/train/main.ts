@@ -68,7 +68,7 @@ async function train(): Promise<void> {
   const perEpoch = stream.batchesPerEpoch();
   const plot: PlotData = { loss: [], accuracy: [], testAccuracy: [], totalSteps: epochs * perEpoch };
   stopAsked = false;
-  $('epochs').textContent = '';
+  $('epoch-results').textContent = '';
   setRunning(true);
   stats.textContent = 'compiling the GPU programs…';
   const session = await TrainingSession.create(model, { batch, memory: 'fused', optimizer: sgd(baseLr), seed });
@@ -91,11 +91,11 @@ async function train(): Promise<void> {
       if (stopAsked) break;
       const test = await evaluate(inference, d.test, d.mean, d.std);
       plot.testAccuracy.push({ step: plot.loss.length, value: test.accuracy });
-      $('epochs').insertAdjacentHTML('beforeend', `<span><b>test accuracy after epoch ${epoch + 1}: ${(100 * test.accuracy).toFixed(2)}%</b></span>`);
+      $('epoch-results').insertAdjacentHTML('beforeend', `<span><b>test accuracy after epoch ${epoch + 1}: ${(100 * test.accuracy).toFixed(2)}%</b></span>`);
     }
     drawPlot($('plot') as HTMLCanvasElement, plot);
     trained = { model, mean: d.mean, std: d.std };
-    $('epochs').insertAdjacentHTML('beforeend', `<span>${stopAsked ? 'stopped' : 'done'} after ${plot.loss.length} steps</span>`);
+    $('epoch-results').insertAdjacentHTML('beforeend', `<span>${stopAsked ? 'stopped' : 'done'} after ${plot.loss.length} steps</span>`);
   } catch (e) {
     model.close();
     showProblem(`Training failed: ${(e as Error).message}`);
