@@ -6,7 +6,7 @@
 // its programs), else both sides are timed wall-clock to GPU idle. Both sides are also cross-checked:
 // they get the same inputs and their outputs must agree.
 
-import { writeFileSync } from 'node:fs';
+import { runtimeName, writeFile } from '../src/base/host.js';
 import { formatAdapter, openDevice, type Gpu, type OpenDeviceOptions } from '../src/gpu/device.js';
 import { median, timeLaunches } from '../src/gpu/timing.js';
 import { makeInputs, prepareOurs } from './ours_ops.js';
@@ -197,7 +197,7 @@ export async function runOpsBenchmark(options: OpsBenchmarkOptions = {}): Promis
       log(`tfjs: not available: ${tfjsUnavailable}`);
     }
     const method: TimingMethod = gpu.hasTimestamps && options.timing !== 'wall-clock' ? 'timestamp-query' : 'wall-clock';
-    log(`versions: node ${process.versions.node}, webgpu (Dawn) ${dawnVersion()}` +
+    log(`versions: ${runtimeName()}, webgpu (Dawn) ${dawnVersion()}` +
       (tfjs ? `, @tensorflow/tfjs-core ${tfjs.versions.tfjsCore}, @tensorflow/tfjs-backend-webgpu ${tfjs.versions.tfjsBackendWebgpu} (same GPUDevice as ours)` : ''));
     log(`timing: ${method === 'timestamp-query'
       ? 'GPU time from timestamp queries (ours: one pass around all launches; tfjs: tf.time, summed per program)'
@@ -239,7 +239,7 @@ export async function runOpsBenchmark(options: OpsBenchmarkOptions = {}): Promis
   log('');
   log(formatOpsTable(rows));
   if (options.json) {
-    writeFileSync(options.json, JSON.stringify(rows.map((r) => ({ ...r, adapter: gpu.adapter.name })), null, 2) + '\n');
+    await writeFile(options.json, JSON.stringify(rows.map((r) => ({ ...r, adapter: gpu.adapter.name })), null, 2) + '\n');
     log(`wrote ${rows.length} rows to ${options.json}`);
   }
   return rows;

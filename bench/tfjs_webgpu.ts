@@ -4,7 +4,7 @@
 // registry name 'webgpu' with a WebGPUBackend built around the GPUDevice our Gpu already holds.
 // The packages are loaded lazily: they are dev dependencies, and only `bench` needs them.
 
-import { createRequire } from 'node:module';
+import { packageVersion } from '../src/base/host.js';
 import type { Gpu } from '../src/gpu/device.js';
 import type * as TfCore from '@tensorflow/tfjs-core';
 
@@ -57,15 +57,6 @@ function installNavigatorGpu(gpuObject: object): () => void {
     if (previous) Object.defineProperty(globalThis, 'navigator', previous);
     else delete g.navigator;
   };
-}
-
-function packageVersion(name: string): string {
-  try {
-    const require = createRequire(import.meta.url);
-    return (require(`${name}/package.json`) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 export function dawnVersion(): string {

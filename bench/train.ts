@@ -6,10 +6,7 @@
 // configuration: build, one warm-up step, then timed steps (wall-clock, each awaited to the end);
 // a warm-up over the time budget marks the configuration as not run, with the time it took.
 
-import { execFileSync } from 'node:child_process';
-import { freemem } from 'node:os';
-import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { commandLine, freeMemoryBytes, packageVersion, projectVersion, runtimeVersions, writeFile } from '../src/base/host.js';
 import { formatAdapter, openDevice, type Gpu, type OpenDeviceOptions } from '../src/gpu/device.js';
 import { describeDenseNet } from '../src/models/architecture.js';
 import { SeededRandom } from '../src/models/init.js';
@@ -58,31 +55,6 @@ export interface TrainBenchmarkOptions {
 export interface LossAgreement { model: string; batch: number; steps: number; maxRelDiff: number; perStep: number[] }
 export interface TrainBenchmarkResult { header: TrainHeader; rows: TrainRow[]; lossAgreement: LossAgreement[] }
 
-/** This project's version (package.json next to dist/ or two levels up from a test bundle) and git commit, where found. */
-function ownVersion(): string {
-  const require = createRequire(import.meta.url);
-  let version = 'unknown';
-  for (const path of ['../package.json', '../../package.json']) {
-    try {
-      const p = require(path) as { name?: string; version?: string };
-      if (p.name === 'densenet-wgsl' && p.version) { version = p.version; break; }
-    } catch { /* not there */ }
-  }
-  try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    if (commit) version += ` (git ${commit})`;
-  } catch { /* not a checkout */ }
-  return version;
-}
-
-function packageVersion(name: string): string {
-  try {
-    return (createRequire(import.meta.url)(`${name}/package.json`) as { version: string }).version;
-  } catch {
-    return 'not installed';
-  }
-}
-
 /** The one batch every step trains on: seeded normal images (NCHW) and uniform labels. */
 export function trainProblem(model: string, batch: number, seed: number): TrainProblem {
   const config = preset(model);
@@ -116,15 +88,15 @@ export async function runTrainBenchmark(o: TrainBenchmarkOptions = {}): Promise<
   const software = gpu?.adapter.isSoftware ?? true;
   const steps = o.steps ?? (software ? 3 : 10);
   const minSteps = Math.min(o.minSteps ?? 2, steps);
-  const memoryCap = o.tfjsMemoryCapBytes ?? (software ? Math.floor(freemem() * 0.5) : Infinity);
+  const memoryCap = o.tfjsMemoryCapBytes ?? (software ? Math.floor(freeMemoryBytes() * 0.5) : Infinity);
   const header: TrainHeader = {
     adapter: gpu?.adapter ?? null,
     versions: {
-      node: process.versions.node, densenetWgsl: ownVersion(), webgpuDawn: dawnVersion(),
-      tfjsCore: packageVersion('@tensorflow/tfjs-core'), tfjsBackendWebgpu: packageVersion('@tensorflow/tfjs-backend-webgpu'),
-      tfjsBackendCpu: packageVersion('@tensorflow/tfjs-backend-cpu'),
+      ...runtimeVersions(), densenetWgsl: projectVersion(), webgpuDawn: dawnVersion(),
+      tfjsCore: packageVersion('@tensorflow/tfjs-core', 'not installed'), tfjsBackendWebgpu: packageVersion('@tensorflow/tfjs-backend-webgpu', 'not installed'),
+      tfjsBackendCpu: packageVersion('@tensorflow/tfjs-backend-cpu', 'not installed'),
     },
-    command: o.command ?? process.argv.slice(1).join(' '),
+    command: o.command ?? commandLine(),
     startedAt: new Date().toISOString(),
     budgetSeconds,
     stepsRequested: steps,
@@ -182,7 +154,7 @@ export async function runTrainBenchmark(o: TrainBenchmarkOptions = {}): Promise<
   log('');
   for (const n of header.notes) log(`note: ${n}`);
   if (o.json) {
-    writeFileSync(o.json, JSON.stringify({ header, rows, lossAgreement: agreements }, null, 2) + '\n');
+    await writeFile(o.json, JSON.stringify({ header, rows, lossAgreement: agreements }, null, 2) + '\n');
     log(`wrote ${rows.length} rows to ${o.json}`);
   }
   return { header, rows, lossAgreement: agreements };

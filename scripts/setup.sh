@@ -2,7 +2,7 @@
 # Prepares a fresh clone: installs the npm packages, then makes sure Dawn finds a WebGPU adapter.
 # Where none exists (a machine without a GPU), installs Mesa's software Vulkan driver, lavapipe.
 # Debian 12's own Mesa 22.3 is refused by Dawn; Mesa >= 24 from bookworm-backports works
-# (../shared/DESIGN.md §5). Idempotent: a second run changes nothing.
+# (../shared/DESIGN.md §5). Also installs Debian's chromium for the browser tests. Idempotent: a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,17 @@ fi
 
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/densenet-wgsl-runtime}"
 mkdir -p "$XDG_RUNTIME_DIR"
+
+# The browser tests (test/web_pages.test.ts) drive Debian's chromium; no browser is downloaded from elsewhere.
+if [ -z "${CHROMIUM_PATH:-}" ] && ! [ -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "+ apt-get install -y chromium (for the browser tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 ||
+      { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; }
+  else
+    echo "setup: chromium is missing, so the browser tests will fail; as root run: apt-get install -y chromium (or set CHROMIUM_PATH)" >&2
+  fi
+fi
 
 if node scripts/probe-adapter.mjs >/dev/null 2>&1; then
   node scripts/probe-adapter.mjs

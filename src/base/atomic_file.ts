@@ -4,9 +4,7 @@
 // The file-system operations go through a small interface so tests can inject failures (a full
 // disk, a failed rename) that a root-owned test machine cannot provoke with permissions.
 
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, open, randomBytes, rename, rm } from './host.js';
 
 export interface WritableFile {
   write(bytes: Uint8Array): Promise<void>;

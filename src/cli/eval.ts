@@ -19,7 +19,8 @@ import { scanFolderDataset, scanImageFolder, type FolderFile } from '../train/da
 import { loadEvalFiles, reportSkipped, take, type StreamedSet } from '../train/data/folder_load.js';
 import { loadDataset } from '../train/data/load.js';
 import type { Dataset } from '../train/data/dataset.js';
-import { evaluate, formatConfusion, formatPerClass, type Evaluation } from '../train/evaluate.js';
+import { formatConfusion, formatPerClass, type Evaluation } from '../train/evaluate.js';
+import { evaluateSplit } from '../train/evaluate_split.js';
 import type { TrainOptions } from '../train/options.js';
 import { IMAGENET_MEAN, IMAGENET_STD, preprocessingFor, type Preprocessing } from '../train/preprocessing.js';
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
@@ -119,7 +120,7 @@ export async function runEval(flags: ParsedFlags, given: Set<string>, log: (line
     const session = await InferenceSession.create(model, { batch });
     let result: Evaluation;
     try {
-      result = await evaluate(session, data, mean, std, preprocessing);
+      result = await evaluateSplit(session, data, mean, std, preprocessing);
     } finally {
       session.destroy();
     }
@@ -151,7 +152,7 @@ async function evalWeights(flags: ParsedFlags, weights: string, dataDir: string,
     const session = await InferenceSession.create(model, { batch });
     let result: Evaluation;
     try {
-      result = await evaluate(session, data, preprocessing.mean, preprocessing.std, preprocessing);
+      result = await evaluateSplit(session, data, preprocessing.mean, preprocessing.std, preprocessing);
     } finally {
       session.destroy();
     }

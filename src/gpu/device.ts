@@ -1,12 +1,13 @@
-// Device acquisition through Dawn's Node bindings (npm `webgpu`): picks an adapter, requests the
-// limits the work needs up to what the adapter offers, reports it, and owns everything created on
-// it (arena, pipeline cache). `close()` destroys the device so that Node can exit (Dawn keeps a
+// Device acquisition: picks an adapter, requests the limits the work needs up to what the adapter
+// offers, reports it, and owns everything created on it (arena, pipeline cache). The WebGPU entry
+// point comes from webgpu_host.ts (Dawn through npm `webgpu` on Node, navigator.gpu in a browser
+// bundle) or from the caller. `close()` destroys the device so that Node can exit (Dawn keeps a
 // busy loop alive until then, DESIGN.md §5).
 
-import { create, globals } from 'webgpu';
+import { hostEnvironment } from '../base/host.js';
 import { BufferArena, type ArenaBuffer, type MemoryCategory } from './arena.js';
 import { bindingCapBytes, cappedLimits, classifyAdapter, engineLimits, formatProfile, MAX_BINDING_ENV, type AdapterInfoLike, type AdapterProfile, type CappedLimits } from './profile.js';
-import { verboseFromEnv, withNativeStderrMuted } from './native_stderr.js';
+import { NO_ADAPTER_HINT, verboseFromEnv, webgpuEntry, withNativeStderrMuted } from './webgpu_host.js';
 import { createLaunch, KernelError, PipelineCache, type BufferLike, type CompiledProgram, type Launch, type ProgramSpec } from './program.js';
 import type { CompileProgress } from './warmup.js';
 
@@ -31,21 +32,14 @@ export interface OpenDeviceOptions {
   onCompile?: CompileProgress;
   /** Run on the new device before openDevice returns (the CLI attaches the tuning table here); if it throws, the device is closed. */
   afterOpen?: (gpu: Gpu) => Promise<void>;
+  /** The WebGPU entry point to use (default: webgpuEntry(), Dawn on Node, navigator.gpu in a browser). */
+  instance?: GPU;
 }
 
 /** The adapter as the engine sees it; one type with the profile (gpu.adapter and gpu.profile are the same object). */
 export type AdapterReport = AdapterProfile;
 export type { AdapterClass, AdapterProfile, KernelClass } from './profile.js';
 export { kernelClass } from './profile.js';
-
-const SETUP_HINT = 'run `bash scripts/setup.sh` (it installs the software Vulkan driver, Mesa lavapipe, on a machine without a GPU)';
-
-let globalsInstalled = false;
-function installGlobals(): void {
-  if (globalsInstalled) return;
-  Object.assign(globalThis, globals);
-  globalsInstalled = true;
-}
 
 /** The limits we raise to the adapter's maximum by default: deep models need big buffers. */
 const RAISED_LIMITS = [
@@ -176,15 +170,14 @@ export class Gpu {
 }
 
 export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> {
-  installGlobals();
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const backend = options.backend ?? process.env.DENSENET_WGSL_BACKEND;
-  const adapterName = options.adapter ?? process.env.DENSENET_WGSL_ADAPTER;
+  const env = hostEnvironment();
+  const backend = options.backend ?? env.DENSENET_WGSL_BACKEND;
+  const adapterName = options.adapter ?? env.DENSENET_WGSL_ADAPTER;
   // Dawn rounds timestamps to 65.5 µs by default (a browser privacy measure): too coarse for timing small kernels.
   const dawnOptions: string[] = ['disable-dawn-features=timestamp_quantization'];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
-  const instance = create(dawnOptions);
+  const instance = options.instance ?? webgpuEntry(dawnOptions);
   const verbose = options.verbose ?? verboseFromEnv();
   let adapter: GPUAdapter | null;
   try {
@@ -196,13 +189,13 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   }
   if (!adapter) {
     const asked = backend || adapterName ? ` matching ${[backend && `backend ${backend}`, adapterName && `adapter "${adapterName}"`].filter(Boolean).join(', ')}` : '';
-    throw new Error(`gpu: no WebGPU adapter${asked} was found; ${SETUP_HINT}`);
+    throw new Error(`gpu: no WebGPU adapter${asked} was found; ${NO_ADAPTER_HINT}`);
   }
 
   // Checked before the device exists: a cap above the adapter's limit is the user's mistake, named.
   const capBytes = options.maxBindingMiB !== undefined
     ? bindingCapBytes(options.maxBindingMiB, adapter.limits.maxStorageBufferBindingSize, '--max-binding')
-    : bindingCapBytes(process.env[MAX_BINDING_ENV], adapter.limits.maxStorageBufferBindingSize, MAX_BINDING_ENV);
+    : bindingCapBytes(env[MAX_BINDING_ENV], adapter.limits.maxStorageBufferBindingSize, MAX_BINDING_ENV);
 
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];

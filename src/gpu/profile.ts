@@ -2,6 +2,7 @@
 // its vendor, subgroup sizes, features and the limits the engine uses (the binding size capped by
 // --max-binding), computed once when the device opens. Kernel variant choices read it through kernelClass().
 
+import { hostEnvironment } from '../base/host.js';
 import { UsageError } from '../base/usage_error.js';
 
 export type AdapterClass = 'software' | 'integrated' | 'discrete' | 'unknown';
@@ -87,7 +88,7 @@ export function classifyAdapter(info: AdapterInfoLike): { class: AdapterClass; r
 }
 
 /** Kernel variants choose by this: the software default, or the GPU-class variant. Unknown adapters are GPUs. */
-export function kernelClass(gpu: { readonly profile: AdapterProfile }, env: NodeJS.ProcessEnv = process.env): KernelClass {
+export function kernelClass(gpu: { readonly profile: AdapterProfile }, env: Record<string, string | undefined> = hostEnvironment()): KernelClass {
   // DENSENET_WGSL_KERNELS forces one class: the GPU-class variants run (slowly, but correctly) on a
   // software adapter too, which is how the tests check them without a GPU.
   const forced = env.DENSENET_WGSL_KERNELS;

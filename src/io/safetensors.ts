@@ -13,7 +13,7 @@
 // BigInt64Array (torch's BatchNorm num_batches_tracked). Any other dtype (I32, U8, BOOL, F8_*, ...)
 // is refused with an error naming the tensor and its dtype.
 
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from '../base/host.js';
 import { writeFileAtomic, type AtomicFileSystem } from '../base/atomic_file.js';
 
 export type FloatDtype = 'F32' | 'F16' | 'BF16' | 'F64';

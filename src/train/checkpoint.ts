@@ -11,8 +11,7 @@
 //   ..  u32 CRC-32 (IEEE)                over every byte before it
 // The CRC is always the last 4 bytes, so any damage is caught before the header is trusted.
 
-import { endianness } from 'node:os';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from '../base/host.js';
 import { writeFileAtomic, type AtomicFileSystem } from '../base/atomic_file.js';
 
 // Atomic writes live in src/base (safetensors in src/io uses them too); re-exported for train's other users.
@@ -97,7 +96,7 @@ function decodeHeader(text: string): unknown {
 interface TensorEntry { name: string; length: number; byteOffset: number }
 interface StoredHeader { header: Record<string, unknown>; tensors: TensorEntry[]; payloadBytes: number }
 
-const littleEndianHost = endianness() === 'LE';
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The bytes of a float32 array in little-endian order (a view on little-endian hosts, a copy otherwise). */
 function littleEndianBytes(a: Float32Array): Uint8Array {

@@ -1,16 +1,13 @@
 // Evaluation through an inference session, as mmpretrain's test.py reports it: top-1 and top-5
 // accuracy, mean loss, per-class accuracy and the confusion matrix, over a whole split in full
 // batches (the last one padded; padding rows are ignored: BN uses running statistics in inference,
-// so padding cannot change the other rows). The split is in memory (a Dataset) or streamed from a
-// folder (decoded per batch).
+// so padding cannot change the other rows). The split is in memory (a Dataset); evaluate_split.ts adds
+// folder splits streamed from files.
 
 import type { InferenceSession } from '../models/session.js';
-import type { Dataset } from './data/dataset.js';
-import { normalize } from './data/dataset.js';
-import type { StreamedSet } from './data/folder_load.js';
-import { isStreamed } from './data/folder_load.js';
-import { streamedEvalBatches } from './data/folder_stream.js';
-import type { Preprocessing } from './preprocessing.js';
+// core.js, not the dataset.js barrel: the barrel brings the file loaders, which a browser page cannot
+// bundle. Streamed folder splits are evaluated by evaluate_split.ts (Node only: it decodes files).
+import { normalize, type Dataset } from './data/core.js';
 
 export interface Evaluation {
   /** Top-1 accuracy. */
@@ -77,12 +74,8 @@ function* datasetBatches(data: Dataset, batch: number, mean: number[], std: numb
   }
 }
 
-/** A split in memory (normalized here with mean/std) or streamed (with `preprocessing`, required then). */
-export async function evaluate(session: InferenceSession, data: Dataset | StreamedSet, mean: number[], std: number[], preprocessing?: Preprocessing): Promise<Evaluation> {
-  if (isStreamed(data)) {
-    if (!preprocessing) throw new Error('evaluate: a streamed split needs its preprocessing');
-    return evaluateBatches(session, data.classes, streamedEvalBatches(data, session.batch, { ...preprocessing, mean, std }));
-  }
+/** A split in memory, normalized here with mean/std. */
+export async function evaluate(session: InferenceSession, data: Dataset, mean: number[], std: number[]): Promise<Evaluation> {
   return evaluateBatches(session, data.classes, datasetBatches(data, session.batch, mean, std));
 }
 

@@ -10,7 +10,7 @@ import { openDevice, type Gpu, type OpenDeviceOptions } from '../gpu/device.js';
 import { denseNetConfig, preset, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession, TrainingSession } from '../models/session.js';
-import { evaluate } from './evaluate.js';
+import { evaluateSplit } from './evaluate_split.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { batchSource, loadTrainingData, type BatchSource, type TrainingData } from './training_data.js';
 import { appendMetrics, readMetrics, writeSummary } from './metrics.js';
@@ -275,7 +275,7 @@ export async function train(o: TrainOptions, device: OpenDeviceOptions = {}, log
         log(`${stoppedEarly}: saved ${join(o.outDir, 'last.ckpt')}; continue with --resume ${join(o.outDir, 'last.ckpt')}`);
         break;
       }
-      const test = await evaluate(inference, data.test, data.mean, data.std, loaded.preprocessing);
+      const test = await evaluateSplit(inference, data.test, data.mean, data.std, loaded.preprocessing);
       state.epoch = epoch + 1;
       const seconds = carried.seconds + epochSeconds;
       const record: EpochRecord = {
