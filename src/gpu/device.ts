@@ -8,7 +8,7 @@ import { BufferArena, type ArenaBuffer, type MemoryCategory } from './arena.js';
 import { bindingCapBytes, cappedLimits, classifyAdapter, engineLimits, formatProfile, MAX_BINDING_ENV, type AdapterInfoLike, type AdapterProfile, type CappedLimits } from './profile.js';
 import { verboseFromEnv, withNativeStderrMuted } from './native_stderr.js';
 import { createLaunch, KernelError, PipelineCache, type BufferLike, type CompiledProgram, type Launch, type ProgramSpec } from './program.js';
-import type { CompileProgress } from './warmup.js';
+import { defaultCompileConcurrency, type CompileOptions, type CompileProgress } from './warmup.js';
 
 export interface OpenDeviceOptions {
   /** Dawn backend: vulkan, opengl, opengles, metal, d3d12, null... (env DENSENET_WGSL_BACKEND). */
@@ -38,6 +38,9 @@ export type AdapterReport = AdapterProfile;
 export type { AdapterClass, AdapterProfile, KernelClass } from './profile.js';
 export { kernelClass } from './profile.js';
 
+/** Devices that compile GPU programs at once on a software adapter (1: the main device alone); default: one per CPU thread, at most 4. */
+export const COMPILE_DEVICES_ENV = 'DENSENET_WGSL_COMPILE_DEVICES';
+
 const SETUP_HINT = 'run `bash scripts/setup.sh` (it installs the software Vulkan driver, Mesa lavapipe, on a machine without a GPU)';
 
 let globalsInstalled = false;
@@ -61,6 +64,8 @@ export class Gpu {
   onCompile: CompileProgress | undefined;
   private lostReason: string | undefined;
   private closed = false;
+  /** How openDevice found the adapter, to open helper devices of the same one (compileOptions). */
+  adapterRequest: { powerPreference?: GPUPowerPreference; verbose: boolean } = { verbose: false };
 
   /** The device's limits with the binding size capped (--max-binding): every binding rule reads these. */
   readonly limits: CappedLimits;
@@ -93,6 +98,30 @@ export class Gpu {
   launch(program: CompiledProgram, buffers: Record<string, BufferLike>, uniforms: Record<string, number>, workgroups: number): Launch {
     this.checkAlive();
     return createLaunch(this.device, this.arena, program, buffers, uniforms, workgroups);
+  }
+
+  /**
+   * How pipelines are compiled up front (warmup.ts). On a software adapter the driver compiles at
+   * a pipeline's first dispatch, on one thread per device: helper devices of the same adapter
+   * compile in parallel (DENSENET_WGSL_COMPILE_DEVICES devices in all; default one per CPU thread,
+   * at most 4). On a GPU the driver compiled at pipeline creation already: no helpers.
+   */
+  compileOptions(onProgress: CompileProgress | undefined): CompileOptions {
+    const fromEnv = process.env[COMPILE_DEVICES_ENV];
+    const concurrency = fromEnv && /^\d+$/.test(fromEnv) && +fromEnv >= 1 ? +fromEnv : defaultCompileConcurrency();
+    if (!this.profile.isSoftware || concurrency <= 1) return { onProgress };
+    return { onProgress, concurrency, openHelper: () => this.openHelperDevice() };
+  }
+
+  /** One more device of this adapter with the same features and raised limits, for compiling only; the caller destroys it. */
+  async openHelperDevice(): Promise<GPUDevice> {
+    this.checkAlive();
+    const request = () => this.instance.requestAdapter({ powerPreference: this.adapterRequest.powerPreference });
+    const adapter = await (this.adapterRequest.verbose ? request() : withNativeStderrMuted(request));
+    if (!adapter) throw new Error('gpu: no adapter for a compile helper');
+    const requiredLimits: Record<string, number> = {};
+    for (const name of RAISED_LIMITS) requiredLimits[name] = this.device.limits[name];
+    return adapter.requestDevice({ label: 'compile helper', requiredLimits, requiredFeatures: [...this.device.features] as GPUFeatureName[] });
   }
 
   /** Records `launches` in order into one compute pass of one command buffer. */
@@ -224,6 +253,7 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   });
   const gpu = new Gpu(device, adapterProfile(adapter, device, backend, capBytes), instance);
   gpu.onCompile = options.onCompile;
+  gpu.adapterRequest = { powerPreference: options.powerPreference, verbose };
   if (options.afterOpen) {
     try {
       await options.afterOpen(gpu);

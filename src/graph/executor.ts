@@ -48,7 +48,7 @@ export class Executable {
         throw new GraphError(`graph: op "${graph.ops[failed].name}" could not be built: ${reason.message}`);
       }
       await validateEncoding(gpu, graph, opLaunches);
-      if (options.precompile !== false) await compilePipelines(gpu.device, opLaunches.flat(), options.onCompile ?? gpu.onCompile);
+      if (options.precompile !== false) await compilePipelines(gpu.device, opLaunches.flat(), gpu.compileOptions(options.onCompile ?? gpu.onCompile));
       return new Executable(gpu, graph, plan, pools, opLaunches);
     } catch (e) {
       for (const launches of opLaunches) launches.forEach((l) => l.destroy());
