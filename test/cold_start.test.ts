@@ -10,7 +10,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDevice } from '../src/gpu/device.js';
-import type { CompiledPipeline } from '../src/gpu/warmup.js';
+import { quietPolling, type CompiledPipeline } from '../src/gpu/warmup.js';
+import { compileProgressPrinter } from '../src/cli/compile_progress.js';
 import { DEFAULT_DIGITS_PRESET, preset } from '../src/models/index.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { TrainingSession } from '../src/models/session.js';
@@ -96,6 +97,43 @@ test('with an empty shader cache the warm-up compiles everything (on helper devi
   }
   const seconds = result.compiled.reduce((a, c) => a + c.ms, 0) / 1000;
   console.log(`  ${result.compiled.length} programs, ${seconds.toFixed(1)} s of compile (wall-clock, summed over devices); first step ${result.stepMs.toFixed(0)} ms`);
+});
+
+test('--verbose: one line per program (time, kernel, key, where), the progress line redrawn after it on a terminal', () => {
+  const chunks: string[] = [];
+  let now = 0;
+  const report = compileProgressPrinter({ isTTY: true, write: (t: string) => chunks.push(t) }, () => now, { listing: true });
+  report(0, 2);
+  now = 3000;
+  report(1, 2, { name: 'conv2d', key: '{"rows":8}', ms: 2500, where: 'helper' });
+  now = 4000;
+  report(2, 2, { name: 'relu.forward', key: '', ms: 900, where: 'main' });
+  assert.equal(chunks, [
+    'compiling 2 GPU programs… 0/2',
+    '\r\x1b[K    2.50 s  conv2d {"rows":8} (helper)\n', '\r\x1b[Kcompiling 2 GPU programs… 1/2',
+    '\r\x1b[K    0.90 s  relu.forward \n', '\r\x1b[Kcompiled 2 GPU programs in 4.0 s\n',
+  ]);
+  const plain: string[] = [];
+  const quiet = compileProgressPrinter({ isTTY: false, write: (t: string) => plain.push(t) }, () => now);
+  quiet(0, 1); quiet(1, 1, { name: 'conv2d', key: 'k', ms: 5, where: 'main' });
+  assert.ok(!plain.join('').includes('conv2d'), 'no listing without --verbose');
+});
+
+test("quietPolling: the global setImmediate is a timer meanwhile (Dawn's poll), restored when the last of overlapping calls ends", async () => {
+  const real = globalThis.setImmediate;
+  let release!: () => void;
+  const outer = quietPolling(() => new Promise<void>((resolve) => { release = resolve; }));
+  assert.is.not(globalThis.setImmediate, real, 'replaced');
+  const started = performance.now();
+  await new Promise((resolve) => globalThis.setImmediate(resolve));
+  assert.ok(performance.now() - started >= 1, 'a replaced setImmediate waits on a timer');
+  await quietPolling(async () => { assert.is.not(globalThis.setImmediate, real); });
+  assert.is.not(globalThis.setImmediate, real, 'still replaced while the outer call runs');
+  release();
+  await outer;
+  assert.is(globalThis.setImmediate, real, 'restored');
+  await quietPolling(async () => { throw new Error('x'); }).catch(() => undefined);
+  assert.is(globalThis.setImmediate, real, 'restored after a throw');
 });
 
 test.run();

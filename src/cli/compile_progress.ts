@@ -28,8 +28,7 @@ export function compileProgressPrinter(
     const seconds = (now() - started) / 1000;
     if (options.listing && compiled) {
       const line = `  ${(compiled.ms / 1000).toFixed(2).padStart(6)} s  ${compiled.name} ${compiled.key}${compiled.where === 'main' ? '' : ` (${compiled.where})`}`;
-      out.write(`${tty ? '\r\x1b[K' : ''}${line}\n`);
-      if (tty && done < total) out.write(`compiling ${what}… ${done}/${total}`);
+      out.write(`${tty ? '\r\x1b[K' : ''}${line}\n`); // on a terminal the progress line is redrawn below
     }
     if (done >= total) {
       const note = seconds >= 10 ? ' (the driver caches them: later runs start faster)' : '';

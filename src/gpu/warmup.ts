@@ -53,6 +53,12 @@ export function defaultCompileConcurrency(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
 }
 
+/**
+ * Helpers open only when the compile is still running after this long: with a warm shader cache
+ * every program loads in milliseconds (the digits model's 35 in 0.1 s), and opening a helper
+ * device costs about 0.5 s.
+ */
+const HELPER_DELAY_MS = 200;
 /** A first dispatch on the main device slower than this after a helper compiled the pipeline means the cache was not shared. */
 const CACHE_HIT_MS = 250;
 /**
@@ -113,6 +119,8 @@ export async function compilePipelines(device: GPUDevice, launches: Launch[], op
         helpersRunning++;
         let helper: GPUDevice | undefined;
         try {
+          await sleep(HELPER_DELAY_MS);
+          if (queue.length === 0) return;
           helper = await openHelper!();
           const grid = helper.createBuffer({ label: 'warm-up.indirect', size: 12, usage: GPUBufferUsage.INDIRECT });
           const dummies = new DummyBindings(helper);
