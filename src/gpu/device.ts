@@ -104,12 +104,14 @@ export class Gpu {
    * How pipelines are compiled up front (warmup.ts). On a software adapter the driver compiles at
    * a pipeline's first dispatch, on one thread per device: helper devices of the same adapter
    * compile in parallel (DENSENET_WGSL_COMPILE_DEVICES devices in all; default one per CPU thread,
-   * at most 4). On a GPU the driver compiled at pipeline creation already: no helpers.
+   * at most 4). On a GPU the driver compiled at pipeline creation already: no helpers. Nor where
+   * Mesa's shader cache, which hands a helper's result to the main device, is turned off.
    */
   compileOptions(onProgress: CompileProgress | undefined): CompileOptions {
     const fromEnv = process.env[COMPILE_DEVICES_ENV];
     const concurrency = fromEnv && /^\d+$/.test(fromEnv) && +fromEnv >= 1 ? +fromEnv : defaultCompileConcurrency();
-    if (!this.profile.isSoftware || concurrency <= 1) return { onProgress };
+    const cacheOff = /^(1|true|yes|y)$/i.test(process.env.MESA_SHADER_CACHE_DISABLE ?? '');
+    if (!this.profile.isSoftware || concurrency <= 1 || cacheOff) return { onProgress };
     return { onProgress, concurrency, openHelper: () => this.openHelperDevice() };
   }
 
