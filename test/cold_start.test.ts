@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setImmediate as realImmediate } from 'node:timers';
 import { join } from 'node:path';
 import { openDevice } from '../src/gpu/device.js';
 import { quietPolling, type CompiledPipeline } from '../src/gpu/warmup.js';
@@ -124,9 +125,13 @@ test("quietPolling: the global setImmediate is a timer meanwhile (Dawn's poll), 
   let release!: () => void;
   const outer = quietPolling(() => new Promise<void>((resolve) => { release = resolve; }));
   assert.is.not(globalThis.setImmediate, real, 'replaced');
-  const started = performance.now();
-  await new Promise((resolve) => globalThis.setImmediate(resolve));
-  assert.ok(performance.now() - started >= 1, 'a replaced setImmediate waits on a timer');
+  // A real immediate queued after it runs first: the replaced one waits on a timer (the next loop turn).
+  const order: string[] = [];
+  await Promise.all([
+    new Promise<void>((resolve) => globalThis.setImmediate(() => { order.push('replaced'); resolve(); })),
+    new Promise<void>((resolve) => realImmediate(() => { order.push('real'); resolve(); })),
+  ]);
+  assert.equal(order, ['real', 'replaced']);
   await quietPolling(async () => { assert.is.not(globalThis.setImmediate, real); });
   assert.is.not(globalThis.setImmediate, real, 'still replaced while the outer call runs');
   release();

@@ -222,15 +222,17 @@ let realSetImmediate: typeof setImmediate | undefined;
 /**
  * Runs `fn` with Dawn's polling slowed. dawn.node (npm `webgpu` 0.6.2) waits for GPU work by
  * rescheduling itself with the global `setImmediate` while any promise of it is pending: a busy
- * loop that keeps a whole CPU thread spinning, taken from the driver's compile threads on a
- * software adapter. Meanwhile the global `setImmediate` is a 2 ms timer instead (Dawn looks it up
- * at each poll; Node's own modules use their private reference). Nested and concurrent calls share
- * one replacement, removed when the last ends.
+ * loop that keeps a whole CPU thread spinning, taken from the driver's compile and compute threads
+ * on a software adapter (Gpu.waitFor uses this for every wait there). Meanwhile the global
+ * `setImmediate` is a 1 ms timer instead (Dawn looks it up at each poll; Node's own modules use
+ * their private reference); code of ours that ran meanwhile and cleared an immediate with
+ * clearImmediate would not clear it (none does). Nested and concurrent calls share one
+ * replacement, removed when the last ends.
  */
 export async function quietPolling<T>(fn: () => Promise<T>): Promise<T> {
   if (quietDepth++ === 0) {
     realSetImmediate = globalThis.setImmediate;
-    const slow = (callback: (...args: unknown[]) => void, ...args: unknown[]) => setTimeout(callback, 2, ...args);
+    const slow = (callback: (...args: unknown[]) => void, ...args: unknown[]) => setTimeout(callback, 1, ...args);
     (globalThis as { setImmediate: unknown }).setImmediate = slow;
   }
   try {

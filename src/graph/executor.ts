@@ -94,7 +94,7 @@ export class Executable {
     device.queue.submit([encoder.finish()]);
     const error = await device.popErrorScope();
     if (error) throw new GraphError(`graph: step failed validation: ${error.message}`);
-    await device.queue.onSubmittedWorkDone();
+    await this.gpu.waitFor(() => device.queue.onSubmittedWorkDone());
   }
 
   destroy(): void {
