@@ -44,6 +44,11 @@ export function commandLine(): string {
   return (globalThis as { location?: { href?: string } }).location?.href ?? '';
 }
 
+/** The browser's hardwareConcurrency (1 where it does not say). */
+export function cpuThreads(): number {
+  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+}
+
 /** Unknown in a page: no cap from it. */
 export function freeMemoryBytes(): number {
   return Infinity;

@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { freemem } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 export { randomBytes } from 'node:crypto';
 export { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 export { dirname } from 'node:path';
@@ -36,6 +36,11 @@ export function packageVersion(name: string, missing = 'unknown'): string {
 /** How this process was started, for benchmark records. */
 export function commandLine(): string {
   return process.argv.slice(1).join(' ');
+}
+
+/** CPU threads the host offers (a software adapter's driver compiles and runs on them). */
+export function cpuThreads(): number {
+  return availableParallelism();
 }
 
 /** Free host memory in bytes (a software adapter's GPU memory is host memory). */

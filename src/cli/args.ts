@@ -2,6 +2,7 @@
 // names the flag and lists the ones the command takes, instead of being silently ignored.
 
 import type { OpenDeviceOptions } from '../gpu/device.js';
+import { verboseFromEnv } from '../gpu/native_stderr.js';
 import { compileProgressPrinter } from './compile_progress.js';
 import { UsageError } from '../base/usage_error.js';
 
@@ -64,7 +65,7 @@ export const ADAPTER_FLAGS: FlagSpec[] = [
   { name: 'backend', type: 'string', help: 'Dawn backend: vulkan, opengles, opengl, metal, d3d12 (env DENSENET_WGSL_BACKEND)' },
   { name: 'adapter', type: 'string', help: 'adapter name as Dawn lists it (env DENSENET_WGSL_ADAPTER)' },
   { name: 'power', type: 'string', help: 'power preference: high-performance or low-power' },
-  { name: 'verbose', type: 'boolean', help: "show Dawn's internal warnings (env DENSENET_WGSL_VERBOSE=1)" },
+  { name: 'verbose', type: 'boolean', help: "show Dawn's internal warnings and each GPU program's compile time (env DENSENET_WGSL_VERBOSE=1)" },
   { name: 'max-binding', type: 'number', help: 'cap the storage-binding size in MiB below the adapter\'s, to emulate a smaller adapter (env DENSENET_WGSL_MAX_BINDING_MIB)' },
 ];
 
@@ -82,6 +83,6 @@ export function adapterOptions(flags: ParsedFlags): OpenDeviceOptions & { backen
     // Absent flag: leave it to openDevice (env DENSENET_WGSL_VERBOSE).
     ...(flags.verbose ? { verbose: true } : {}),
     ...(maxBinding !== undefined ? { maxBindingMiB: maxBinding } : {}),
-    onCompile: compileProgressPrinter(),
+    onCompile: compileProgressPrinter(process.stderr, undefined, { listing: flags.verbose === true || verboseFromEnv() }),
   };
 }

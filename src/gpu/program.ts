@@ -101,37 +101,50 @@ export class PipelineCache {
   }
 
   private async build(spec: ProgramSpec): Promise<CompiledProgram> {
-    const code = preludeFor(spec) + spec.body;
-    // The scope keeps a bad shader from also surfacing as an uncaptured error on the console.
-    this.device.pushErrorScope('validation');
-    const module = this.device.createShaderModule({ label: spec.name, code });
-    const scoped = this.device.popErrorScope();
-    const info = await module.getCompilationInfo();
-    await scoped;
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length > 0) {
-      const where = errors.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${code.split('\n')[m.lineNum - 1] ?? ''}`);
-      throw new KernelError(`kernel "${spec.name}" (${spec.key}) failed to compile:\n${where.join('\n')}`);
-    }
-    try {
-      const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
-        binding: i, visibility: 0x4 /* COMPUTE */,
-        buffer: { type: 'storage' }, // see preludeFor
-      }));
-      if (spec.uniforms.length > 0) {
-        entries.push({ binding: spec.bindings.length, visibility: 0x4, buffer: { type: 'uniform' } });
-      }
-      const bindGroupLayout = this.device.createBindGroupLayout({ label: spec.name, entries });
-      const layout = this.device.createPipelineLayout({ label: spec.name, bindGroupLayouts: [bindGroupLayout] });
-      const pipeline = await this.device.createComputePipelineAsync({
-        label: spec.name, layout, compute: { module, entryPoint: 'main' },
-      });
-      this.created++;
-      return { spec, pipeline };
-    } catch (e) {
-      throw new KernelError(`kernel "${spec.name}" (${spec.key}): pipeline creation failed: ${(e as Error).message}`);
-    }
+    const pipeline = await createPipeline(this.device, spec);
+    this.created++;
+    return { spec, pipeline };
   }
+}
+
+/**
+ * Creates the compute pipeline of `spec` on `device` (the WGSL is the prelude + body, the layout
+ * one group of storage bindings and the uniforms). A compile error names the kernel and the line.
+ * The same spec on two devices of one adapter gives the same driver shader, which is what lets
+ * warm-up compile on helper devices (warmup.ts).
+ */
+export async function createPipeline(device: GPUDevice, spec: ProgramSpec): Promise<GPUComputePipeline> {
+  const code = preludeFor(spec) + spec.body;
+  // The scope keeps a bad shader from also surfacing as an uncaptured error on the console.
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ label: spec.name, code });
+  const scoped = device.popErrorScope();
+  const info = await module.getCompilationInfo();
+  await scoped;
+  const errors = info.messages.filter((m) => m.type === 'error');
+  if (errors.length > 0) {
+    const where = errors.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${code.split('\n')[m.lineNum - 1] ?? ''}`);
+    throw new KernelError(`kernel "${spec.name}" (${spec.key}) failed to compile:\n${where.join('\n')}`);
+  }
+  try {
+    const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
+      binding: i, visibility: 0x4 /* COMPUTE */,
+      buffer: { type: 'storage' }, // see preludeFor
+    }));
+    if (spec.uniforms.length > 0) {
+      entries.push({ binding: spec.bindings.length, visibility: 0x4, buffer: { type: 'uniform' } });
+    }
+    const bindGroupLayout = device.createBindGroupLayout({ label: spec.name, entries });
+    const layout = device.createPipelineLayout({ label: spec.name, bindGroupLayouts: [bindGroupLayout] });
+    return await device.createComputePipelineAsync({ label: spec.name, layout, compute: { module, entryPoint: 'main' } });
+  } catch (e) {
+    throw new KernelError(`kernel "${spec.name}" (${spec.key}): pipeline creation failed: ${(e as Error).message}`);
+  }
+}
+
+/** Bytes of the uniform block of `spec` (createLaunch writes this many; at least 16). */
+export function uniformBytes(spec: ProgramSpec): number {
+  return Math.max(16, Math.ceil(spec.uniforms.length / 4) * 16);
 }
 
 /** One recorded dispatch. Owns its uniform buffer; `destroy()` returns it to the arena. */
@@ -213,7 +226,7 @@ export function createLaunch(
   }
   const missing = spec.uniforms.filter((u) => !(u.name in uniforms)).map((u) => u.name);
   if (missing.length > 0) throw new KernelError(`kernel "${spec.name}": uniforms not set: ${missing.join(', ')}`);
-  const data = new ArrayBuffer(Math.max(16, Math.ceil(spec.uniforms.length / 4) * 16));
+  const data = new ArrayBuffer(uniformBytes(spec));
   let uniformBuffer: ArenaBuffer | undefined;
   if (spec.uniforms.length > 0) {
     writeUniforms(spec, data, uniforms, spec.name);

@@ -48,7 +48,7 @@ export class Executable {
         throw new GraphError(`graph: op "${graph.ops[failed].name}" could not be built: ${reason.message}`);
       }
       await validateEncoding(gpu, graph, opLaunches);
-      if (options.precompile !== false) await compilePipelines(gpu.device, opLaunches.flat(), options.onCompile ?? gpu.onCompile);
+      if (options.precompile !== false) await compilePipelines(gpu.device, opLaunches.flat(), gpu.compileOptions(options.onCompile ?? gpu.onCompile));
       return new Executable(gpu, graph, plan, pools, opLaunches);
     } catch (e) {
       for (const launches of opLaunches) launches.forEach((l) => l.destroy());
@@ -94,7 +94,7 @@ export class Executable {
     device.queue.submit([encoder.finish()]);
     const error = await device.popErrorScope();
     if (error) throw new GraphError(`graph: step failed validation: ${error.message}`);
-    await device.queue.onSubmittedWorkDone();
+    await this.gpu.waitFor(() => device.queue.onSubmittedWorkDone());
   }
 
   destroy(): void {

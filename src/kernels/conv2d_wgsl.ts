@@ -75,7 +75,11 @@ export function rowConvMain(p: RowConvProgram): string {
   const element = (j: number, kw: number) => (fwd ? j * p.sw + kw : j - kw + KW - 1);
   const rowCheck = !fwd || p.ph > 0;
   const colCheck = !fwd || p.pw > 0;
-  const unrollRows = KH <= 3;
+  // Kernel rows run as a loop (only the KW taps of a row unroll): unrolling the 3 rows of a 3×3
+  // conv ran no faster on lavapipe but doubled its LLVM compile, the bulk of a cold start (the
+  // 8×14 tile of 3×3 forward: 15 s of CPU unrolled, 8 s looped; run time 8.1 vs 8.0 ms, measured
+  // interleaved in one process; see README, "Time to the first step").
+  const unrollRows = KH === 1;
   const kernelRow = (kh: string) => {
     const loads = lines(E, (e) => {
       const ok = [rowCheck ? 'rowOk' : '', colCheck ? `colOk${e}` : ''].filter(Boolean).join(' && ');
