@@ -13,10 +13,10 @@ import type { Launch } from '../gpu/program.js';
 import { oversizedBindings, type Operand } from './binding.js';
 import { buildEach, channelRanges, channelsOf, firstGuess, oneChannelTooLarge, type ChannelRange } from './chunks.js';
 import {
-  conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvTile, type ConvVariantOptions, type InputAffineRelu,
+  chooseConvTile, chooseWorkgroupTile, conv2dBackwardFilter, conv2dBackwardInput, conv2dForward, type ConvTile, type ConvVariantOptions, type InputAffineRelu,
 } from './conv2d.js';
 import type { Conv2dParams } from './conv2d_reference.js';
-import type { TensorRef } from './tensor.js';
+import { sizeOf, type TensorRef } from './tensor.js';
 
 /** Which side of the conv an operand's channels belong to: input channels (x, dx, scale, shift) or output channels (y, dy, w's and dw's rows). */
 type Side = 'in' | 'out';
@@ -68,6 +68,16 @@ const transformOf = (t: InputAffineRelu | undefined, r: ChannelRange): InputAffi
 
 type ForwardArgs = Parameters<typeof conv2dForward>[1];
 
+/**
+ * The whole op's tile (or workgroup tile) for every chunk where the caller gives none: the chunks
+ * then share the unchunked op's program (fewer pipelines to compile) instead of each choosing by
+ * its own channel count.
+ */
+function wholeTile(t: ConvVariantOptions & { tile?: ConvTile }, kernel: 'forward' | 'backwardInput', x: TensorRef, w: TensorRef, params: Conv2dParams, M: number) {
+  if (t.variant === 'workgroup') return { workgroupTile: t.workgroupTile ?? chooseWorkgroupTile(M) };
+  return { tile: t.tile ?? chooseConvTile(kernel, x.shape, w.shape, params) };
+}
+
 /** conv2dForward, split into channel chunks where an operand exceeds one binding (y accumulates over input-channel chunks). */
 export async function conv2dForwardChunked(gpu: Gpu, t: ForwardArgs): Promise<Launch[]> {
   const [Cout, Cin] = [t.w.shape[0], t.x.shape[0]];
@@ -75,8 +85,9 @@ export async function conv2dForwardChunked(gpu: Gpu, t: ForwardArgs): Promise<La
     y: { ref: t.y, side: 'out', written: true }, x: { ref: t.x, side: 'in' }, w: { ref: t.w, side: 'out' }, ...transformSides(t.inputTransform),
   }, Cin, Cout);
   if (inRanges.length === 1 && outRanges.length === 1) return conv2dForward(gpu, t);
+  const tile = wholeTile(t, 'forward', t.x, t.w, t, Cout);
   return buildEach(outRanges.flatMap((ro) => inRanges.map((ri, k) => () => conv2dForward(gpu, {
-    ...t, x: channelsOf(t.x, ri), y: channelsOf(t.y, ro), w: channelsOf(t.w, ro), wChannelOffset: ri.start,
+    ...t, ...tile, x: channelsOf(t.x, ri), y: channelsOf(t.y, ro), w: channelsOf(t.w, ro), wChannelOffset: ri.start,
     inputTransform: transformOf(t.inputTransform, ri), accumulate: k > 0 || (t.accumulate ?? false),
   }))));
 }
@@ -90,8 +101,9 @@ export async function conv2dBackwardInputChunked(gpu: Gpu, t: BackwardInputArgs)
     dx: { ref: t.dx, side: 'in', written: true }, dy: { ref: t.dy, side: 'out' }, w: { ref: t.w, side: 'out' },
   }, Cin, Cout);
   if (inRanges.length === 1 && outRanges.length === 1) return conv2dBackwardInput(gpu, t);
+  const tile = wholeTile(t, 'backwardInput', t.dx, t.w, t, Cin);
   return buildEach(inRanges.flatMap((ri) => outRanges.map((ro, k) => () => conv2dBackwardInput(gpu, {
-    ...t, dx: channelsOf(t.dx, ri), dy: channelsOf(t.dy, ro), w: channelsOf(t.w, ro), wChannelOffset: ri.start,
+    ...t, ...tile, dx: channelsOf(t.dx, ri), dy: channelsOf(t.dy, ro), w: channelsOf(t.w, ro), wChannelOffset: ri.start,
     accumulate: k > 0 || (t.accumulate ?? false),
   }))));
 }
@@ -106,12 +118,18 @@ type BackwardFilterArgs = { x: TensorRef; dy: TensorRef; dw: TensorRef; inputTra
  */
 export async function conv2dBackwardFilterChunked(gpu: Gpu, t: BackwardFilterArgs): Promise<Launch[]> {
   const [Cout, Cin] = [t.dw.shape[0], t.x.shape[0]];
+  // A split tile writes its partial sums (splits × the dw chunk) to the workspace: that binding must fit too.
+  const splits = t.tile?.splits ?? 1;
+  const workspace: Record<string, SidedOperand> = splits > 1 && t.workspace
+    ? { workspace: { ref: { buffer: t.workspace.buffer, offset: t.workspace.offset, shape: [Cout, splits * sizeOf(t.dw.shape.slice(1))] }, side: 'out', written: true } }
+    : {};
   const { inRanges, outRanges } = planConvChunks(gpu, 'conv2d.backwardFilter', {
-    dw: { ref: t.dw, side: 'out', written: true }, x: { ref: t.x, side: 'in' }, dy: { ref: t.dy, side: 'out' }, ...transformSides(t.inputTransform),
+    dw: { ref: t.dw, side: 'out', written: true }, x: { ref: t.x, side: 'in' }, dy: { ref: t.dy, side: 'out' }, ...transformSides(t.inputTransform), ...workspace,
   }, Cin, Cout);
   if (inRanges.length === 1 && outRanges.length === 1) return conv2dBackwardFilter(gpu, t);
   // The default filter tiles never split (conv2d_tiles.ts); a tuned one may.
-  const tile = inRanges.length > 1 && t.tile ? { ...t.tile, splits: 1 } : t.tile;
+  const whole = t.tile ?? chooseConvTile('backwardFilter', t.x.shape, t.dw.shape, t);
+  const tile = inRanges.length > 1 ? { ...whole, splits: 1 } : whole;
   return buildEach(outRanges.flatMap((ro) => inRanges.map((ri) => () => conv2dBackwardFilter(gpu, {
     ...t, x: channelsOf(t.x, ri), dy: channelsOf(t.dy, ro), dw: channelsOf(t.dw, ro), wChannelOffset: ri.start,
     inputTransform: transformOf(t.inputTransform, ri), tile,
