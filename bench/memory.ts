@@ -183,7 +183,7 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
       return {
         strategy, depth, batch, plannedPeakBytes: p.totalBytes, measuredPeakBytes: null, plannedByCategory: { ...p.byCategory },
         largestTensorBytes: p.largestTensorBytes,
-        exceedsBindingLimit: bindingLimit === null ? undefined : p.largestTensorBytes > bindingLimit,
+        exceedsBindingLimit: bindingLimit === null ? undefined : p.largestChannelBytes > bindingLimit,
         exceedsMaxBufferSize: maxBufferSize === null ? undefined : Object.values(p.byCategory).some((b) => b > maxBufferSize),
       };
     };
@@ -205,7 +205,7 @@ export async function runMemoryBenchmark(o: MemoryBenchmarkOptions = {}): Promis
         strategy, deepestIn12GB: found.n === null ? null : depthOf(found.n), n: found.n, plannedPeakBytes: found.bytes,
         nextDepth: found.n === null ? depthOf(1) : depthOf(found.n + 1), nextDepthPlannedBytes: found.nextBytes,
         largestTensorBytes: at?.largestTensorBytes ?? null,
-        exceedsBindingLimit: at === null || bindingLimit === null ? null : at.largestTensorBytes > bindingLimit,
+        exceedsBindingLimit: at === null || bindingLimit === null ? null : at.largestChannelBytes > bindingLimit,
         plansEvaluated: found.evaluations,
       });
       if (found.n !== null && !rows.some((r) => r.strategy === strategy && r.depth === depthOf(found.n!))) rows.push(planned(strategy, depthOf(found.n)));
@@ -299,7 +299,8 @@ function report(log: (l: string) => void, h: MemoryHeader, rows: MemoryRow[], de
   log(`## Peak GPU memory of one training step (GB), DenseNet-BC k=${h.growthRate}, batch ${h.batch}`);
   log(formatPeakTable(rows, [...MEMORY_STRATEGIES, 'tfjs-webgpu']));
   if (h.bindingLimitBytes !== null) {
-    log(`† the largest tensor exceeds this adapter's maxStorageBufferBindingSize (${mib(h.bindingLimitBytes)}): one binding cannot hold it`);
+    log(`† one channel (N·H·W values) of an activation exceeds this adapter's maxStorageBufferBindingSize (${mib(h.bindingLimitBytes)}): ` +
+      'channel chunks cannot split it (larger tensors run in channel chunks)');
     log(`‡ a memory category's buffer exceeds this adapter's maxBufferSize (${mib(h.maxBufferSizeBytes!)}): the executor allocates one buffer per category`);
     for (const s of MEMORY_STRATEGIES) {
       const over = rows.filter((r) => r.strategy === s && r.exceedsBindingLimit).map((r) => r.depth);

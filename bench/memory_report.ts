@@ -19,9 +19,9 @@ export interface MemoryRow {
   measuredIsLowerBound?: boolean;
   plannedByCategory?: Record<string, number>;
   measuredByCategory?: Record<string, number>;
-  /** The largest single tensor, which one binding must hold. */
+  /** The largest single tensor (one larger than a binding runs in channel chunks). */
   largestTensorBytes?: number;
-  /** largestTensorBytes > the adapter's maxStorageBufferBindingSize. */
+  /** One channel of an activation > the adapter's maxStorageBufferBindingSize (larger tensors run in channel chunks). */
   exceedsBindingLimit?: boolean;
   /** Some category's buffer > the adapter's maxBufferSize (the executor allocates one per category). */
   exceedsMaxBufferSize?: boolean;
@@ -134,5 +134,5 @@ export function formatDeepestTable(rows: DeepestRow[], budgetText: string, bindi
     r.largestTensorBytes === null ? '—' : mib(r.largestTensorBytes),
     r.exceedsBindingLimit === null ? '—' : r.exceedsBindingLimit ? `yes (> ${bindingLimit === null ? '?' : mib(bindingLimit)})` : 'no',
   ]);
-  return table(['strategy', `deepest in ${budgetText}`, 'its planned peak (GB)', 'next depth: peak (GB)', 'largest tensor', 'over the binding limit'], body);
+  return table(['strategy', `deepest in ${budgetText}`, 'its planned peak (GB)', 'next depth: peak (GB)', 'largest tensor', 'a channel over the binding limit'], body);
 }

@@ -10,10 +10,11 @@ import { bindingCapBytes, MAX_BINDING_ENV } from '../src/gpu/profile.js';
 import { bindOperands } from '../src/kernels/binding.js';
 import { flatChunks } from '../src/kernels/optimizer_flat.js';
 import { tensor } from '../src/kernels/tensor.js';
+import { MEMORY_STRATEGIES, type MemoryStrategy } from '../src/models/densenet_graph.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { preset } from '../src/models/presets.js';
 import { TrainingSession } from '../src/models/session.js';
-import { closeTestGpu, randomArray, testGpu } from './helpers.js';
+import { assertClose, closeTestGpu, randomArray, testGpu } from './helpers.js';
 
 const test = suite('max binding');
 const MiB = 2 ** 20;
@@ -87,38 +88,77 @@ const config = preset('densenet-bc-tiny');
 const [C, H, W] = config.inputShape;
 const sgd = { kind: 'sgd' as const, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 };
 
-async function losses(gpu: Gpu, batch: number, steps: number): Promise<number[]> {
+interface Run { losses: number[]; gradients: Map<string, Float32Array>; launches: number }
+
+/**
+ * `steps` training steps of densenet-bc-tiny (seed 7, fixed data), and the parameter gradients of
+ * the first step: both runs compute them from the same parameters and data. (Later steps' gradients
+ * may differ by more than rounding: a pre-activation within rounding of zero can take the other side
+ * of a ReLU once the parameters have moved, which changes a sum by one whole term.)
+ */
+async function train(gpu: Gpu, batch: number, steps: number, memory: MemoryStrategy): Promise<Run> {
   const model = DenseNetModel.create(gpu, config, 7);
-  const session = await TrainingSession.create(model, { batch, memory: 'fused', optimizer: sgd });
+  const session = await TrainingSession.create(model, { batch, memory, optimizer: sgd });
   const labels = Uint32Array.from({ length: batch }, (_, i) => (i * 7) % 10);
-  const out: number[] = [];
-  for (let s = 0; s < steps; s++) out.push((await session.step(randomArray(batch * C * H * W, 100 + s), labels, 0.1)).loss);
-  session.destroy();
-  model.close();
-  return out;
+  const losses: number[] = [];
+  let gradients = new Map<string, Float32Array>();
+  try {
+    for (let s = 0; s < steps; s++) {
+      losses.push((await session.step(randomArray(batch * C * H * W, 100 + s), labels, 0.1)).loss);
+      if (s === 0) gradients = await session.readGradients();
+    }
+    return { losses, gradients, launches: session.executable.launchCount };
+  } finally {
+    session.destroy();
+    model.close();
+  }
 }
 
 test('a small DenseNet-BC that fits under a 1 MiB cap trains with the same losses as without it', async () => {
   // densenet-bc-tiny at batch 4: its largest binding is far below 1 MiB, so no kernel changes.
-  const free = await losses(await testGpu(), 4, 3);
-  const under = await losses(await cappedGpu(), 4, 3);
-  assert.ok(free.every(Number.isFinite) && free[2] !== free[0], `the losses move: ${free}`);
+  const free = await train(await testGpu(), 4, 3, 'fused');
+  const under = await train(await cappedGpu(), 4, 3, 'fused');
+  assert.ok(free.losses.every(Number.isFinite) && free.losses[2] !== free.losses[0], `the losses move: ${free.losses}`);
+  assert.is(under.launches, free.launches, 'nothing is chunked: the same launches');
   // Same kernels, same data: equal to float rounding of the sum order (stated: ≤ 1e-6 relative).
-  for (let i = 0; i < free.length; i++) assert.ok(Math.abs(under[i] - free[i]) <= 1e-6 * Math.abs(free[i]), `step ${i}: ${under[i]} vs ${free[i]}`);
+  for (let i = 0; i < free.losses.length; i++) assert.ok(Math.abs(under.losses[i] - free.losses[i]) <= 1e-6 * Math.abs(free.losses[i]), `step ${i}: ${under.losses[i]} vs ${free.losses[i]}`);
 });
 
-test('a model whose block buffer exceeds the 1 MiB cap is refused naming the op, before any step', async () => {
+// batch 128: one channel of the first block is 128·16·16·4 bytes = 128 KiB, so its 16 channels
+// (2 MiB), the bottlenecks and their gradients exceed the 1 MiB cap and every op over them chunks.
+const BIG_BATCH = 128;
+
+for (const memory of MEMORY_STRATEGIES) {
+  test(`${memory}: densenet-bc-tiny at batch ${BIG_BATCH}, over the 1 MiB cap, trains in channel chunks with the same losses (≤ 1e-5 relative) and gradients`, async () => {
+    const free = await train(await testGpu(), BIG_BATCH, 2, memory);
+    const under = await train(await cappedGpu(), BIG_BATCH, 2, memory);
+    assert.ok(under.launches > free.launches, `chunked ops add launches (${under.launches} vs ${free.launches})`);
+    assert.ok(free.losses.every(Number.isFinite) && free.losses[1] !== free.losses[0], `the losses move: ${free.losses}`);
+    // Chunks add partial sums in another order (split-K over channel chunks): float rounding only.
+    for (let i = 0; i < free.losses.length; i++) {
+      assert.ok(Math.abs(under.losses[i] - free.losses[i]) <= 1e-5 * Math.abs(free.losses[i]), `step ${i}: ${under.losses[i]} vs ${free.losses[i]}`);
+    }
+    // Stated: within 1e-5 of the parameter's largest gradient plus 1e-4 relative (measured here: ≤ 2e-6 of the largest).
+    assert.is(under.gradients.size, free.gradients.size);
+    for (const [name, g] of free.gradients) {
+      const scale = Math.max(...g.map(Math.abs));
+      assertClose(under.gradients.get(name)!, g, { atol: 1e-5 * scale, rtol: 1e-4 }, `${memory}: step 1's gradient of ${name}`);
+    }
+  });
+}
+
+test('one channel larger than the cap is refused naming the op and the operand, before any step', async () => {
   const gpu = await cappedGpu();
-  // batch 128: the first block's 16 channels of 16×16 are 128·16·16·16·4 = 2 MiB.
+  // batch 2048: one channel of the images (and of every activation) is 2048·16·16·4 bytes = 2 MiB.
   const model = DenseNetModel.create(gpu, config, 7);
   const liveBefore = gpu.arena.liveBytes;
   try {
-    await TrainingSession.create(model, { batch: 128, memory: 'fused', optimizer: sgd, precompile: false });
-    assert.unreachable('a 2 MiB block buffer under a 1 MiB cap must be refused');
+    await TrainingSession.create(model, { batch: 2048, memory: 'fused', optimizer: sgd, precompile: false });
+    assert.unreachable('a 2 MiB channel under a 1 MiB cap must be refused');
   } catch (e) {
     const message = (e as Error).message;
-    assert.match(message, /^graph: op "[^"]+" could not be built: [\w.]+: "\w+".* needs? \d+ bytes of buffer "[^"]+" in one binding but the binding cap is 1048576 bytes/);
-    assert.match(message, /raise or remove the cap/);
+    assert.match(message, /^graph: op "[^"]+" could not be built: [\w.]+: one channel of "\w+" \[\d+, 2048, \d+, \d+\] is \d+ bytes of buffer "[^"]+", and channel chunks cannot split it, but the binding cap is 1048576 bytes/);
+    assert.match(message, /use a smaller batch/);
   }
   assert.is(gpu.arena.liveBytes, liveBefore, 'nothing of the refused session stays allocated');
   model.close();

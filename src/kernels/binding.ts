@@ -59,20 +59,12 @@ export function refuseOverlaps(op: string, operands: Record<string, Operand>): v
 
 interface Group { type: 'f32' | 'u32'; members: [string, TensorRef][]; start: number; end: number }
 
-/**
- * Binds `operands` (in binding order) by the rule above. Throws a ShapeError naming the op and the
- * operands when an operand lies outside its buffer, a written operand overlaps another one, or a
- * group's covering range exceeds maxStorageBufferBindingSize (the engine's: gpu.limits, after any
- * --max-binding cap).
- */
-export function bindOperands(limits: CappedLimits, op: string, operands: Record<string, Operand>): BoundOperands {
-  const entries = Object.entries(operands);
-  for (const [name, o] of entries) expectShape(op, name, o.ref, o.ref.shape); // in its buffer
-  refuseOverlaps(op, operands);
+/** Groups operands by the rule above: one group per run of same-buffer, same-type ranges that meet. */
+function groupOperands(limits: CappedLimits, operands: Record<string, Operand>): Group[] {
   const align = limits.minStorageBufferOffsetAlignment;
   const alignedStart = (r: TensorRef) => Math.floor((r.offset * 4) / align) * align;
   const byteEnd = (r: TensorRef) => (r.offset + Math.max(1, sizeOf(r.shape))) * 4;
-  let groups: Group[] = entries.map(([name, o]) => ({ type: o.type ?? 'f32', members: [[name, o.ref]], start: alignedStart(o.ref), end: byteEnd(o.ref) }));
+  let groups: Group[] = Object.entries(operands).map(([name, o]) => ({ type: o.type ?? 'f32', members: [[name, o.ref]], start: alignedStart(o.ref), end: byteEnd(o.ref) }));
   for (let merged = true; merged;) {
     merged = false;
     outer: for (let i = 0; i < groups.length; i++) {
@@ -87,6 +79,31 @@ export function bindOperands(limits: CappedLimits, op: string, operands: Record<
       }
     }
   }
+  return groups;
+}
+
+/**
+ * The operands (by name) of every binding that bindOperands would find larger than
+ * maxStorageBufferBindingSize; empty when all fit. Checks nothing else and binds nothing: chunked
+ * kernels (kernels/chunks.ts) ask it how finely to split an op's operands.
+ */
+export function oversizedBindings(limits: CappedLimits, operands: Record<string, Operand>): string[][] {
+  return groupOperands(limits, operands)
+    .filter((g) => Math.min(g.end, g.members[0][1].buffer.bytes) - g.start > limits.maxStorageBufferBindingSize)
+    .map((g) => g.members.map(([name]) => name));
+}
+
+/**
+ * Binds `operands` (in binding order) by the rule above. Throws a ShapeError naming the op and the
+ * operands when an operand lies outside its buffer, a written operand overlaps another one, or a
+ * group's covering range exceeds maxStorageBufferBindingSize (the engine's: gpu.limits, after any
+ * --max-binding cap).
+ */
+export function bindOperands(limits: CappedLimits, op: string, operands: Record<string, Operand>): BoundOperands {
+  const entries = Object.entries(operands);
+  for (const [name, o] of entries) expectShape(op, name, o.ref, o.ref.shape); // in its buffer
+  refuseOverlaps(op, operands);
+  const groups = groupOperands(limits, operands);
   const bindings: BindingSpec[] = [];
   const buffers: Record<string, BufferLike> = {};
   const offsets: Record<string, number> = {};

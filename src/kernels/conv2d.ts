@@ -55,7 +55,16 @@ export interface InputAffineRelu { scale: TensorRef; shift: TensorRef }
 
 interface Geometry extends ConvGeometry {
   Cin: number; Cout: number; N: number; H: number; W: number; Ho: number; Wo: number;
+  /** Input channels of the weight tensor (w's second axis): Cin, or more where x is a channel chunk (wChannelOffset). */
+  CinW: number;
 }
+
+/**
+ * For channel-chunked convs (conv2d_chunked.ts): x holds input channels [wChannelOffset,
+ * wChannelOffset + Cin) of the weight tensor `w` (or `dw`), whose second axis may then be longer
+ * than x's channel count. The kernels read (or write) those columns through strides; 0 by default.
+ */
+export interface WeightChannelWindow { wChannelOffset?: number }
 
 function checkParams(op: string, params: Conv2dParams): { stride: [number, number]; padding: [number, number] } {
   const p = normalizeConvParams(params);
@@ -66,19 +75,25 @@ function checkParams(op: string, params: Conv2dParams): { stride: [number, numbe
 
 /** Checks x, w and the output-side tensor; returns the geometry. `out` is y (forward) or dy (backward). */
 function geometry(
-  op: string, x: { name: string; ref: TensorRef }, w: { name: string; ref: TensorRef }, out: { name: string; ref: TensorRef }, params: Conv2dParams,
+  op: string, x: { name: string; ref: TensorRef }, w: { name: string; ref: TensorRef }, out: { name: string; ref: TensorRef }, params: Conv2dParams & WeightChannelWindow,
 ): Geometry {
   expectShape(op, x.name, x.ref, [-1, -1, -1, -1]);
   const [Cin, N, H, W] = x.ref.shape;
-  expectShape(op, w.name, w.ref, [-1, Cin, -1, -1]);
-  const [Cout, , KH, KW] = w.ref.shape;
+  const window = params.wChannelOffset ?? 0;
+  if (!Number.isInteger(window) || window < 0) throw new ShapeError(`${op}: wChannelOffset must be a whole number >= 0, got ${window}`);
+  if (params.wChannelOffset === undefined) expectShape(op, w.name, w.ref, [-1, Cin, -1, -1]);
+  else expectShape(op, w.name, w.ref, [-1, -1, -1, -1]);
+  const [Cout, CinW, KH, KW] = w.ref.shape;
+  if (window + Cin > CinW) {
+    throw new ShapeError(`${op}: "${x.name}" ${fmt(x.ref.shape)} at weight channel ${window} needs ${window + Cin} input channels but "${w.name}" ${fmt(w.ref.shape)} has ${CinW}`);
+  }
   const { stride: [sh, sw], padding: [ph, pw] } = checkParams(op, params);
   const [Ho, Wo] = conv2dOutputSize(H, W, KH, KW, params);
   if (Ho < 1 || Wo < 1) {
     throw new ShapeError(`${op}: a ${KH}×${KW} kernel with padding ${fmt([ph, pw])} does not fit "${x.name}" ${fmt(x.ref.shape)}`);
   }
   expectShape(op, out.name, out.ref, [Cout, N, Ho, Wo]);
-  return { Cin, Cout, N, H, W, KH, KW, Ho, Wo, sh, sw, ph, pw };
+  return { Cin, Cout, N, H, W, KH, KW, Ho, Wo, sh, sw, ph, pw, CinW };
 }
 
 function checkTransform(op: string, t: InputAffineRelu | undefined, Cin: number): void {
@@ -126,7 +141,7 @@ export function chooseConvTile(
 
 /** y = conv2d(x', w) with x' = x or the fused BN→ReLU of x. */
 export async function conv2dForward(
-  gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile } & ConvVariantOptions & Conv2dParams,
+  gpu: Gpu, t: { x: TensorRef; w: TensorRef; y: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile; accumulate?: boolean } & ConvVariantOptions & Conv2dParams & WeightChannelWindow,
 ): Promise<Launch[]> {
   const op = 'conv2d';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'w', ref: t.w }, { name: 'y', ref: t.y }, t);
@@ -136,20 +151,22 @@ export async function conv2dForward(
   const bound = bindConv(gpu, op, { role: 'dst', name: 'y', ref: t.y },
     [{ role: 'src', name: 'x', ref: t.x }, { role: 'wt', name: 'w', ref: t.w }, ...transformOperands(t.inputTransform)]);
   const KK = g.KH * g.KW;
+  const accumulate = t.accumulate ?? false;
+  windowOffsets(bound, 'wtOffset', g, t.wChannelOffset);
   if (workgroup) {
-    return [await workgroupGemmLaunch(gpu, op, 'forward', g, workgroup, !!t.inputTransform, false, bound, {
-      M: g.Cout, C: g.Cin, N: g.N, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, mStride: g.Cin * KK, cStride: KK,
+    return [await workgroupGemmLaunch(gpu, op, 'forward', g, workgroup, !!t.inputTransform, accumulate, bound, {
+      M: g.Cout, C: g.Cin, N: g.N, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, mStride: g.CinW * KK, cStride: KK,
     })];
   }
   if (!tile) throw new Error('unreachable');
-  return [await rowConvLaunch(gpu, op, 'forward', g, tile, !!t.inputTransform, false, bound, {
-    M: g.Cout, C: g.Cin, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, N: g.N, mStride: g.Cin * KK, cStride: KK,
+  return [await rowConvLaunch(gpu, op, 'forward', g, tile, !!t.inputTransform, accumulate, bound, {
+    M: g.Cout, C: g.Cin, srcH: g.H, srcW: g.W, dstH: g.Ho, dstW: g.Wo, N: g.N, mStride: g.CinW * KK, cStride: KK,
   })];
 }
 
 /** dx (=, or += with accumulate) = ∂L/∂x' given dy = ∂L/∂y. */
 export async function conv2dBackwardInput(
-  gpu: Gpu, t: { dy: TensorRef; w: TensorRef; dx: TensorRef; accumulate?: boolean; tile?: ConvTile } & ConvVariantOptions & Conv2dParams,
+  gpu: Gpu, t: { dy: TensorRef; w: TensorRef; dx: TensorRef; accumulate?: boolean; tile?: ConvTile } & ConvVariantOptions & Conv2dParams & WeightChannelWindow,
 ): Promise<Launch[]> {
   const op = 'conv2d.backwardInput';
   const g = geometry(op, { name: 'dx', ref: t.dx }, { name: 'w', ref: t.w }, { name: 'dy', ref: t.dy }, t);
@@ -159,16 +176,17 @@ export async function conv2dBackwardInput(
   const bound = bindConv(gpu, op, { role: 'dst', name: 'dx', ref: t.dx },
     [{ role: 'src', name: 'dy', ref: t.dy }, { role: 'wt', name: 'w', ref: t.w }]);
   const KK = g.KH * g.KW;
+  windowOffsets(bound, 'wtOffset', g, t.wChannelOffset);
   if (workgroup) {
     // The transposed convolution at any stride: dx[ci, q] = Σ_{co, tap} w[co, ci, tap] · dy at the tap's source pixel.
     return [await workgroupGemmLaunch(gpu, op, 'backwardInput', g, workgroup, false, accumulate, bound, {
-      M: g.Cin, C: g.Cout, N: g.N, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, mStride: KK, cStride: g.Cin * KK,
+      M: g.Cin, C: g.Cout, N: g.N, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, mStride: KK, cStride: g.CinW * KK,
     })];
   }
   if (!tile) throw new Error('unreachable');
   if (g.sh === 1 && g.sw === 1) {
     return [await rowConvLaunch(gpu, op, 'backwardInput', g, tile, false, accumulate, bound, {
-      M: g.Cin, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, N: g.N, mStride: KK, cStride: g.Cin * KK,
+      M: g.Cin, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, N: g.N, mStride: KK, cStride: g.CinW * KK,
     })];
   }
   const spec = { kh: g.KH, kw: g.KW, sh: g.sh, sw: g.sw, ph: g.ph, pw: g.pw, rows: tile.rows, cols: tile.cols, workgroupSize: tile.workgroupSize, accumulate };
@@ -182,7 +200,7 @@ export async function conv2dBackwardInput(
   const o = bound.offsets;
   return [gpu.launch(program, bound.buffers, {
     M: g.Cin, Q, C: g.Cout, srcH: g.Ho, srcW: g.Wo, dstH: g.H, dstW: g.W, srcPlane: g.N * g.Ho * g.Wo, mBlocks, blocks,
-    mStride: KK, cStride: g.Cin * KK, srcOffset: o.srcOffset, wOffset: o.wtOffset, dstOffset: o.dstOffset,
+    mStride: KK, cStride: g.CinW * KK, srcOffset: o.srcOffset, wOffset: o.wtOffset, dstOffset: o.dstOffset,
   }, blocks)];
 }
 
@@ -247,7 +265,7 @@ export function conv2dBackwardFilterWorkspaceElements(wShape: readonly number[],
  */
 export async function conv2dBackwardFilter(
   gpu: Gpu,
-  t: { x: TensorRef; dy: TensorRef; dw: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile; workspace?: TensorRef } & Conv2dParams,
+  t: { x: TensorRef; dy: TensorRef; dw: TensorRef; inputTransform?: InputAffineRelu; tile?: ConvTile; workspace?: TensorRef } & Conv2dParams & WeightChannelWindow,
 ): Promise<Launch[]> {
   const op = 'conv2d.backwardFilter';
   const g = geometry(op, { name: 'x', ref: t.x }, { name: 'dw', ref: t.dw }, { name: 'dy', ref: t.dy }, t);
@@ -255,6 +273,7 @@ export async function conv2dBackwardFilter(
   const tile = checkTile(gpu, op, t.tile ?? chooseTile('filter', g, g.Cout, g.Wo));
   const rows = g.N * g.Ho;
   const splits = Math.min(tile.splits ?? 1, Math.max(rows, 1));
+  if (splits > 1 && g.CinW !== g.Cin) throw new ShapeError(`${op}: a tile that splits the reduction cannot write a channel window of "dw" (wChannelOffset); use splits 1`);
   const dwSize = sizeOf(t.dw.shape);
   let target = t.dw;
   if (splits > 1) {
@@ -290,8 +309,9 @@ export async function conv2dBackwardFilter(
   const ciBlocks = Math.ceil(g.Cin / (tile.cols * tile.workgroupSize));
   const blocks = coBlocks * khBlocks * ciBlocks * splits;
   const o = bound.offsets;
+  windowOffsets(bound, 'dstOffset', g, t.wChannelOffset);
   const launches = [gpu.launch(program, bound.buffers, {
-    Cout: g.Cout, Cin: g.Cin, H: g.H, W: g.W, Ho: g.Ho, Wo: g.Wo, rows, plane: g.N * g.H * g.W, coBlocks, khBlocks, ciBlocks, blocks,
+    Cout: g.Cout, Cin: g.Cin, dwCin: g.CinW, H: g.H, W: g.W, Ho: g.Ho, Wo: g.Wo, rows, plane: g.N * g.H * g.W, coBlocks, khBlocks, ciBlocks, blocks,
     rowsPerSplit: Math.ceil(rows / splits), splitStride: splits > 1 ? dwSize : 0,
     xOffset: o.srcOffset, dyOffset: o.dyOffset, dwOffset: o.dstOffset, scaleOffset: o.scaleOffset ?? 0, shiftOffset: o.shiftOffset ?? 0,
   }, blocks)];
@@ -300,6 +320,11 @@ export async function conv2dBackwardFilter(
       Math.ceil(dwSize / SPLIT_SUM_WORKGROUP)));
   }
   return launches;
+}
+
+/** Moves the weight operand's offset to its first column of the channel window (wChannelOffset). */
+function windowOffsets(bound: BoundOperands, offset: 'wtOffset' | 'dstOffset', g: Geometry, wChannelOffset = 0): void {
+  bound.offsets[offset] += wChannelOffset * g.KH * g.KW;
 }
 
 const SPLIT_SUM_WORKGROUP = 64;

@@ -198,7 +198,7 @@ export interface FilterGradProgram {
 }
 
 export const FILTER_GRAD_UNIFORMS = [
-  'Cout', 'Cin', 'H', 'W', 'Ho', 'Wo', 'rows', 'plane', 'coBlocks', 'khBlocks', 'ciBlocks', 'blocks', 'rowsPerSplit', 'splitStride',
+  'Cout', 'Cin', 'dwCin', 'H', 'W', 'Ho', 'Wo', 'rows', 'plane', 'coBlocks', 'khBlocks', 'ciBlocks', 'blocks', 'rowsPerSplit', 'splitStride',
   'xOffset', 'dyOffset', 'dwOffset', 'scaleOffset', 'shiftOffset',
 ] as const;
 
@@ -208,7 +208,8 @@ export const FILTER_GRAD_UNIFORMS = [
  * uniform) × `cols` input channels (one per lane block) × `kernelRows` kernel rows × KW taps. The
  * loop over output pixels is uniform: bounds checks are scalar, and a KW-wide window per kernel
  * row slides along the input row. Workgroups may split the N·Ho output rows (split-K); each split
- * then writes its partial sums `splitStride` elements after the previous one.
+ * then writes its partial sums `splitStride` elements after the previous one. dw's rows are `dwCin`
+ * input channels long (Cin, or more where x is a channel chunk of a longer weight: conv2d_chunked.ts).
  */
 export function filterGradMain(p: FilterGradProgram): string {
   const { rows: TM, cols: TC, kh: KH, kw: KW, sw: S, kernelRows: KR } = p;
@@ -235,7 +236,7 @@ ${each((i, t, r, kw) => `        ${acc(i, t, r, kw)} = fma(d${i}, ${win(t, r, kw
         pix++;
   }`;
   const stores = range(TM).flatMap((i) => range(TC).flatMap((t) => range(KR).map((r) => `  if (co0 + ${i}u < u.Cout && ciBase + ${t}u < u.Cin && kh0 + ${r}u < ${KH}u) {
-    let o${i}_${t}_${r} = u.dwOffset + split * u.splitStride + ((co0 + ${i}u) * u.Cin + ciBase + ${t}u) * ${KK}u + (kh0 + ${r}u) * ${KW}u;
+    let o${i}_${t}_${r} = u.dwOffset + split * u.splitStride + ((co0 + ${i}u) * u.dwCin + ciBase + ${t}u) * ${KK}u + (kh0 + ${r}u) * ${KW}u;
 ${lines(KW, (kw) => `    dst[o${i}_${t}_${r} + ${kw}u] = ${acc(i, t, r, kw)};`)}
   }`))).join('\n');
   return /* wgsl */ `

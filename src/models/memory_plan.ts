@@ -16,8 +16,13 @@ export interface DenseNetMemoryPlan {
   /** Bytes per category including the model's own parameter buffers (which the graph does not plan). */
   byCategory: Record<MemoryCategory, number>;
   totalBytes: number;
-  /** The largest single storage, which must fit one binding (maxStorageBufferBindingSize). */
+  /** The largest single storage (kernels bind one larger than maxStorageBufferBindingSize in channel chunks). */
   largestTensorBytes: number;
+  /**
+   * The largest channel (N·H·W values of an activation): what must fit one binding
+   * (maxStorageBufferBindingSize), since channel chunks cannot split it (kernels/chunks.ts).
+   */
+  largestChannelBytes: number;
 }
 
 /** A stand-in buffer: planning needs the layout's sizes, never its memory. */
@@ -39,5 +44,6 @@ export function planDenseNetMemory(config: DenseNetConfig, o: { batch: number; s
   byCategory.parameters += (trainableElements + runningElements) * 4;
   const totalBytes = Object.values(byCategory).reduce((a, b) => a + b, 0);
   const largestTensorBytes = Math.max(...built.graph.storages.filter((s) => !s.external).map((s) => s.elements * 4));
-  return { plan, byCategory, totalBytes, largestTensorBytes };
+  const largestChannelBytes = Math.max(...built.graph.values.filter((v) => v.shape.length === 4).map((v) => v.shape.slice(1).reduce((a, b) => a * b, 1) * 4));
+  return { plan, byCategory, totalBytes, largestTensorBytes, largestChannelBytes };
 }

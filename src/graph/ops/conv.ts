@@ -2,12 +2,13 @@
 // strategy the BN→ReLU is applied while the conv loads its input and never stored; under
 // `recompute` it is written to one buffer shared by all layers and recomputed in backward.
 
-import { batchNormAffine, batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
+import { batchNormAffine } from '../../kernels/batchnorm.js';
 import { convSite, type TunedKernel } from '../../gpu/tuning.js';
-import {
-  chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, type ConvTile, type ConvVariant,
-  type InputAffineRelu,
-} from '../../kernels/conv2d.js';
+import { chooseConvTile, conv2dBackwardFilterWorkspaceElements, type ConvTile, type ConvVariant, type InputAffineRelu } from '../../kernels/conv2d.js';
+// Every kernel call below goes through its chunked entry point: the kernel itself where its
+// operands fit one binding, channel chunks where one does not (kernels/chunks.ts).
+import { conv2dBackwardFilterChunked, conv2dBackwardInputChunked, conv2dForwardChunked } from '../../kernels/conv2d_chunked.js';
+import { batchNormBackwardChunked, batchNormForwardChunked } from '../../kernels/per_channel_chunked.js';
 import { chooseGpuFilterTile } from '../../kernels/conv2d_filter_split.js';
 import { splitReduction } from './layers.js';
 import type { GradientBuilder } from '../autograd.js';
@@ -53,7 +54,7 @@ function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value
     const workspace = elements > 0 ? g.tensor(`${name}.backwardFilter.workspace`, [elements], 'workspace') : undefined;
     g.add({
       name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad, ...(workspace ? [workspace] : [])],
-      build: (c) => conv2dBackwardFilter(c.gpu, {
+      build: (c) => conv2dBackwardFilterChunked(c.gpu, {
         x: c.ref(t.x), dy: c.ref(dy), dw: c.ref(dw.grad), inputTransform: transformRefs(c, t.transform), stride, padding,
         tile, workspace: workspace && c.ref(workspace),
       }),
@@ -72,7 +73,7 @@ function transformRefs(c: BuildContext, t?: TransformValues): InputAffineRelu | 
 export function bnRelu(g: Graph, name: string, t: { x: Value; y: Value } & BatchNormOperands): void {
   g.add({
     name, reads: [t.x, t.mean, t.variance, t.gamma, t.beta], writes: [t.y],
-    build: (c) => batchNormForward(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.y), relu: true }),
+    build: (c) => batchNormForwardChunked(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.y), relu: true }),
     backward: (gb) => bnReluBackward(g, gb, name, t, gb.grad(t.y)!),
   });
 }
@@ -93,7 +94,7 @@ function bnReluBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Val
   const split = splitReduction(g, `${name}.backward`, t.x);
   g.add({
     name: `${name}.backward`, reads: [t.x, dy, t.mean, t.variance, t.gamma, t.beta], writes: [dxTarget, dgamma.grad, dbeta.grad, ...split.writes],
-    build: (c) => batchNormBackward(c.gpu, {
+    build: (c) => batchNormBackwardChunked(c.gpu, {
       ...bnRefs(c, t), ...split.options(c), x: c.ref(t.x), dy: c.ref(dy), relu: true,
       dx: c.ref(dxTarget), dgamma: c.ref(dgamma.grad), dbeta: c.ref(dbeta.grad), accumulate: dx?.accumulate ?? false,
     }),
@@ -119,7 +120,7 @@ export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value;
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, true);
   g.add({
     name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
+    build: (c) => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, { ...t, transform });
       const dActivated = inputGradient(g, name, t, dy);
@@ -135,7 +136,7 @@ function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvG
   const gemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
   g.add({
     name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated],
-    build: (c) => conv2dBackwardInput(c.gpu, { ...gemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
+    build: (c) => conv2dBackwardInputChunked(c.gpu, { ...gemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
   });
   return dActivated;
 }
@@ -147,13 +148,13 @@ function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvG
  */
 export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value; y: Value; shared: Value } & BatchNormOperands & ConvGeometry): void {
   const { stride, padding } = t;
-  const normalize = (c: BuildContext) => batchNormForward(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.shared), relu: true });
+  const normalize = (c: BuildContext) => batchNormForwardChunked(c.gpu, { ...bnRefs(c, t), x: c.ref(t.x), y: c.ref(t.shared), relu: true });
   const bnReads = [t.x, t.mean, t.variance, t.gamma, t.beta];
   g.add({ name: `${name}.bn`, reads: bnReads, writes: [t.shared], build: normalize });
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
     name, reads: [t.shared, t.w], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { ...gemm, x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
     backward: (gb) => {
       g.add({ name: `${name}.bn.recompute`, reads: bnReads, writes: [t.shared], build: normalize });
       const dy = convBackward(g, gb, name, { ...t, x: t.shared });
@@ -169,7 +170,7 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
     name, reads: [t.x, t.w], writes: [t.y],
-    build: (c) => conv2dForward(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, t);
       const dx = gb.contribute(t.x);
@@ -177,7 +178,7 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
         const inputGemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
         g.add({
           name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad],
-          build: (c) => conv2dBackwardInput(c.gpu, { ...inputGemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
+          build: (c) => conv2dBackwardInputChunked(c.gpu, { ...inputGemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
         });
       }
     },

@@ -2,13 +2,16 @@
 // statistics (computed once per channel), running-statistics updates, pools, the classifier,
 // softmax cross-entropy, dropout and the naive strategy's concatenation copy.
 
-import { batchNormSplitWorkspaceElements, batchNormStatistics, batchNormUpdateRunning, type ReductionOption } from '../../kernels/batchnorm.js';
+import { batchNormSplitWorkspaceElements, batchNormUpdateRunning, type ReductionOption } from '../../kernels/batchnorm.js';
 import { copyTensor } from '../../kernels/copy.js';
 import { dropoutBackward, dropoutForward } from '../../kernels/dropout.js';
 import { linearBackward, linearForward } from '../../kernels/linear.js';
-import { avgPool2x2Backward, avgPool2x2Forward } from '../../kernels/pool_average.js';
-import { globalAvgPoolBackward, globalAvgPoolForward } from '../../kernels/pool_global.js';
-import { maxPool3x3Backward, maxPool3x3Forward } from '../../kernels/pool_max.js';
+// Per-channel ops go through their chunked entry points: the kernel itself where the operands fit
+// one binding, channel chunks where one does not (kernels/chunks.ts).
+import {
+  avgPool2x2BackwardChunked, avgPool2x2ForwardChunked, batchNormStatisticsChunked, globalAvgPoolBackwardChunked, globalAvgPoolForwardChunked,
+  maxPool3x3BackwardChunked, maxPool3x3ForwardChunked,
+} from '../../kernels/per_channel_chunked.js';
 import { deriveSeed } from '../../kernels/random.js';
 import { softmaxCrossEntropy, softmaxRowsWorkspaceElements } from '../../kernels/softmax_cross_entropy.js';
 import type { Launch } from '../../gpu/program.js';
@@ -20,7 +23,7 @@ import type { BuildContext, Graph, StepContext, Value } from '../graph.js';
 export function bnStatistics(g: Graph, name: string, t: { x: Value; mean: Value; variance: Value }): void {
   const split = splitReduction(g, name, t.x);
   g.add({ name, reads: [t.x], writes: [t.mean, t.variance, ...split.writes],
-    build: (c) => batchNormStatistics(c.gpu, { x: c.ref(t.x), mean: c.ref(t.mean), variance: c.ref(t.variance), ...split.options(c) }) });
+    build: (c) => batchNormStatisticsChunked(c.gpu, { x: c.ref(t.x), mean: c.ref(t.mean), variance: c.ref(t.variance), ...split.options(c) }) });
 }
 
 /**
@@ -73,23 +76,23 @@ export function avgPool2x2(g: Graph, name: string, x: Value, y: Value): void {
   // The backward's choice is asked for only in a graph with gradients (what the tuner tunes is what the graph runs).
   let backwardBlocks: number | undefined;
   unary(g, name, x, y,
-    (c, x, y) => avgPool2x2Forward(c.gpu, { x: c.ref(x), y: c.ref(y), blocksPerInvocation: forwardBlocks }),
-    (c, _x, dy, dx, accumulate) => avgPool2x2Backward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate, blocksPerInvocation: backwardBlocks }), false,
+    (c, x, y) => avgPool2x2ForwardChunked(c.gpu, { x: c.ref(x), y: c.ref(y), blocksPerInvocation: forwardBlocks }),
+    (c, _x, dy, dx, accumulate) => avgPool2x2BackwardChunked(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate, blocksPerInvocation: backwardBlocks }), false,
     undefined, () => { backwardBlocks = tuned('avgPool2x2.backward'); });
 }
 
 export function maxPool3x3(g: Graph, name: string, x: Value, y: Value): void {
   unary(g, name, x, y,
-    (c, x, y) => maxPool3x3Forward(c.gpu, { x: c.ref(x), y: c.ref(y) }),
-    (c, x, dy, dx, accumulate) => maxPool3x3Backward(c.gpu, { x: c.ref(x), dy: c.ref(dy), dx: c.ref(dx), accumulate }), true);
+    (c, x, y) => maxPool3x3ForwardChunked(c.gpu, { x: c.ref(x), y: c.ref(y) }),
+    (c, x, dy, dx, accumulate) => maxPool3x3BackwardChunked(c.gpu, { x: c.ref(x), dy: c.ref(dy), dx: c.ref(dx), accumulate }), true);
 }
 
 export function globalAvgPool(g: Graph, name: string, x: Value, y: Value): void {
   // GPU-class kernels reduce each plane with several lanes; the software default, one thread per plane.
   const variant = g.kernels === 'software' ? 'thread-per-plane' : 'parallel';
   unary(g, name, x, y,
-    (c, x, y) => globalAvgPoolForward(c.gpu, { x: c.ref(x), y: c.ref(y), variant }),
-    (c, _x, dy, dx, accumulate) => globalAvgPoolBackward(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
+    (c, x, y) => globalAvgPoolForwardChunked(c.gpu, { x: c.ref(x), y: c.ref(y), variant }),
+    (c, _x, dy, dx, accumulate) => globalAvgPoolBackwardChunked(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
 }
 
 /** y (= or +=) x: the naive strategy's concatenation, one copy per part. */
