@@ -7,11 +7,11 @@ import type { ArenaBuffer } from '../gpu/arena.js';
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
 import { median, timeLaunches } from '../gpu/timing.js';
-import { TuningTable, type TuningChoice, type TuningSite } from '../gpu/tuning.js';
+import { gemmChoice, TuningTable, type TuningChoice, type TuningSite } from '../gpu/tuning.js';
 import type { TuningCacheEntry } from '../gpu/tuning_cache.js';
 import {
-  chooseConvTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward, conv2dOutputSize, CONV_TILES,
-  type ConvTile,
+  chooseConvTile, chooseWorkgroupTile, conv2dBackwardFilter, conv2dBackwardFilterWorkspaceElements, conv2dBackwardInput, conv2dForward,
+  conv2dOutputSize, CONV_TILES, WORKGROUP_TILES, type ConvTile, type WorkgroupTile,
 } from '../kernels/conv2d.js';
 import { chooseGpuFilterTile } from '../kernels/conv2d_filter_split.js';
 import { kernelClass } from '../gpu/profile.js';
@@ -34,13 +34,13 @@ export interface Candidate { name: string; choice: TuningChoice | undefined }
  */
 const MARGIN = 0.9;
 
-/** The distinct sites of the model's graph (built, never compiled: only the ops' table look-ups run). */
+/** The distinct sites of the model's graph as this device's kernel class builds it (built, never compiled: only the ops' table look-ups run). */
 export function collectSites(gpu: Gpu, t: TuneTarget): TuningSite[] {
   const model = DenseNetModel.create(gpu, t.config, 0);
   try {
     const recorder = new TuningTable();
     const optimizer = t.training ? { kind: 'sgd' as const, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0 } : undefined;
-    buildDenseNetGraph(model.arch, model.layout, { batch: t.batch, strategy: t.memory, training: t.training, optimizer, tuning: recorder });
+    buildDenseNetGraph(model.arch, model.layout, { batch: t.batch, strategy: t.memory, training: t.training, optimizer, tuning: recorder, kernels: kernelClass(gpu) });
     return [...recorder.sites.values()];
   } finally {
     model.close();
@@ -56,6 +56,7 @@ const sameTile = (a: ConvTile, b: ConvTile) =>
  * Few on purpose: each is a distinct pipeline, compiled for seconds on a software adapter.
  */
 export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
+  if (site.gpuGemm) return gpuGemmCandidates(site);
   // The GPU class's filter-gradient default is a split tile (conv2d_filter_split.ts): the graph's default, so the tuner's too.
   const gpuFilter = site.kernel === 'conv2d.backwardFilter' && kernelClass(gpu) === 'gpu'
     ? chooseGpuFilterTile(site.x, site.w!, { stride: site.stride, padding: site.padding }) : undefined;
@@ -77,6 +78,30 @@ export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
     const shape = `${tile.rows}x${tile.cols}/${tile.workgroupSize}${(tile.unroll ?? 1) > 1 ? ` unroll ${tile.unroll}` : ''}${(tile.splits ?? 1) > 1 ? ` split ${tile.splits}` : ''}`;
     out.push({ name: `${name === 'default' ? 'tile' : name} ${shape}`, choice: { tile } });
   }
+  return out;
+}
+
+const sameWorkgroupTile = (a: WorkgroupTile, b: WorkgroupTile) =>
+  a.m === b.m && a.n === b.n && a.k === b.k && a.rows === b.rows && a.cols === b.cols;
+
+/**
+ * A GPU-class conv GEMM site (forward, backward-input): the default workgroup tile first, then the
+ * other named workgroup tiles that fit the GEMM's M rows (`tall`, 128 rows, only where M fills
+ * it; `tiny` is for tests), then the register variant with its default tile as the rival.
+ */
+function gpuGemmCandidates(site: TuningSite): Candidate[] {
+  const M = site.kernel === 'conv2d.forward' ? site.w![0] : site.w![1];
+  const base = chooseWorkgroupTile(M);
+  const out: Candidate[] = [{ name: 'default', choice: undefined }];
+  const names = M >= 128 ? ['square', 'tall', 'wide', 'narrow'] as const : ['square', 'wide', 'narrow'] as const;
+  for (const n of names) {
+    const t = WORKGROUP_TILES[n];
+    if (sameWorkgroupTile(t, base)) continue;
+    out.push({ name: `workgroup ${n} ${t.m}x${t.n}x${t.k} ${t.rows}x${t.cols}`, choice: { workgroupTile: { ...t } } });
+  }
+  const kernel = site.kernel === 'conv2d.forward' ? 'forward' : 'backwardInput';
+  const r = chooseConvTile(kernel, site.x, site.w!, { stride: site.stride, padding: site.padding });
+  out.push({ name: `register ${r.rows}x${r.cols}/${r.workgroupSize}${(r.unroll ?? 1) > 1 ? ` unroll ${r.unroll}` : ''}`, choice: { tile: { ...r } } });
   return out;
 }
 
@@ -102,7 +127,8 @@ function allocateOperands(gpu: Gpu, site: TuningSite, candidates: Candidate[]) {
 }
 
 async function buildLaunches(gpu: Gpu, site: TuningSite, o: ReturnType<typeof allocateOperands>, choice: TuningChoice | undefined): Promise<Launch[]> {
-  const conv = { stride: site.stride, padding: site.padding, tile: choice?.tile };
+  // A GPU-class GEMM site picks its variant as the graph does (gemmChoice); elsewhere the register tile.
+  const conv = { stride: site.stride, padding: site.padding, ...(site.gpuGemm ? gemmChoice(choice) : { tile: choice?.tile }) };
   const blocksPerInvocation = choice?.blocksPerInvocation;
   switch (site.kernel) {
     case 'conv2d.forward': return conv2dForward(gpu, { x: o.x, w: o.w!, y: o.y, inputTransform: o.transform, ...conv });

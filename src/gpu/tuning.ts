@@ -1,5 +1,6 @@
-// The tuning table: launch choices (a conv's register tile and split-K, average pool's blocks per
-// invocation) by kernel and shape, which the graph ops consult when they declare their launches.
+// The tuning table: launch choices (a conv's register tile and split-K, or in the GPU kernel class
+// its workgroup tile or the register tile as a rival; average pool's blocks per invocation) by
+// kernel and shape, which the graph ops consult when they declare their launches.
 // No entry means the kernel's own default, so an empty table (or none) changes nothing. The table
 // is attached to a device (setTuning) by the CLI from the per-adapter cache (tuning_cache.ts).
 
@@ -8,8 +9,15 @@ import type { Gpu } from './device.js';
 /** A conv tile as the conv2d kernels take it (ConvTile in kernels/conv2d_tiles.ts, restated here below the kernels). */
 export interface TileChoice { rows: number; cols: number; workgroupSize: number; unroll?: number; splits?: number }
 
-/** What a table entry sets; absent fields keep the kernel's default. */
-export interface TuningChoice { tile?: TileChoice; blocksPerInvocation?: number }
+/** A workgroup-memory conv tile (WorkgroupTile in kernels/conv2d_workgroup_wgsl.ts, restated here below the kernels). */
+export interface WorkgroupTileChoice { m: number; n: number; k: number; rows: number; cols: number }
+
+/**
+ * What a table entry sets; absent fields keep the kernel's default. At a GPU-class conv GEMM site
+ * (forward, backward-input), `workgroupTile` picks the workgroup variant's tile and `tile` the
+ * register variant instead (gemmChoice); elsewhere `tile` is the register tile.
+ */
+export interface TuningChoice { tile?: TileChoice; workgroupTile?: WorkgroupTileChoice; blocksPerInvocation?: number }
 
 export const TUNED_KERNELS = ['conv2d.forward', 'conv2d.backwardInput', 'conv2d.backwardFilter', 'avgPool2x2.forward', 'avgPool2x2.backward'] as const;
 export type TunedKernel = typeof TUNED_KERNELS[number];
@@ -29,11 +37,28 @@ export interface TuningSite {
   padding?: number;
   /** The conv applies the fused BN→ReLU while loading x (a different program, maybe a different winner). */
   transform?: boolean;
+  /** A GPU-class conv GEMM site (forward, backward-input): the workgroup variant by default (gemmChoice). */
+  gpuGemm?: boolean;
 }
 
-export function convSite(kernel: TunedKernel, x: readonly number[], w: readonly number[], stride: number, padding: number, transform: boolean): TuningSite {
-  const key = `x${x.join('x')} w${w.join('x')} s${stride} p${padding}${transform ? ' bnrelu' : ''}`;
-  return { kernel, key, x: [...x], w: [...w], stride, padding, transform };
+/**
+ * A conv site. `gpuGemm`: a forward or backward-input conv of the GPU kernel class, keyed with a
+ * trailing " gpu" so a software-class entry (a register tile for the register default) never
+ * applies there, and the entries cached before these sites existed keep their meaning.
+ */
+export function convSite(
+  kernel: TunedKernel, x: readonly number[], w: readonly number[], stride: number, padding: number, transform: boolean, gpuGemm = false,
+): TuningSite {
+  const key = `x${x.join('x')} w${w.join('x')} s${stride} p${padding}${transform ? ' bnrelu' : ''}${gpuGemm ? ' gpu' : ''}`;
+  return { kernel, key, x: [...x], w: [...w], stride, padding, transform, ...(gpuGemm ? { gpuGemm } : {}) };
+}
+
+/** The conv GEMM options of a GPU-class site's choice: its workgroup tile, the register variant with its tile, or the workgroup default. */
+export function gemmChoice(choice: TuningChoice | undefined):
+  { variant: 'workgroup'; workgroupTile?: WorkgroupTileChoice } | { variant: 'register'; tile: TileChoice } {
+  if (choice?.workgroupTile) return { variant: 'workgroup', workgroupTile: choice.workgroupTile };
+  if (choice?.tile) return { variant: 'register', tile: choice.tile };
+  return { variant: 'workgroup' };
 }
 
 export function poolSite(kernel: TunedKernel, x: readonly number[]): TuningSite {

@@ -68,6 +68,13 @@ const whole = (v: unknown, max: number) => Number.isInteger(v) && (v as number) 
 
 function validChoice(c: TuningChoice): boolean {
   if (c.blocksPerInvocation !== undefined && !whole(c.blocksPerInvocation, 64)) return false;
+  const wt = c.workgroupTile;
+  if (wt !== undefined) {
+    // Whole numbers in range here; whether the adapter can run the tile is the kernel's check (checkWorkgroupTile) when the op builds.
+    // A register tile with it is ambiguous (which variant?), so refused.
+    return c.tile === undefined && typeof wt === 'object' && wt !== null &&
+      whole(wt.m, 1024) && whole(wt.n, 1024) && whole(wt.k, 256) && whole(wt.rows, 64) && whole(wt.cols, 64);
+  }
   const t = c.tile;
   if (t === undefined) return true;
   return typeof t === 'object' && t !== null && whole(t.rows, 128) && whole(t.cols, 128) && whole(t.workgroupSize, 1024) &&

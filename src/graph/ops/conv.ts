@@ -3,8 +3,8 @@
 // `recompute` it is written to one buffer shared by all layers and recomputed in backward.
 
 import { batchNormAffine } from '../../kernels/batchnorm.js';
-import { convSite, type TunedKernel } from '../../gpu/tuning.js';
-import { chooseConvTile, conv2dBackwardFilterWorkspaceElements, type ConvTile, type ConvVariant, type InputAffineRelu } from '../../kernels/conv2d.js';
+import { convSite, gemmChoice, type TunedKernel } from '../../gpu/tuning.js';
+import { chooseConvTile, conv2dBackwardFilterWorkspaceElements, type ConvTile, type ConvVariant, type InputAffineRelu, type WorkgroupTile } from '../../kernels/conv2d.js';
 // Every kernel call below goes through its chunked entry point: the kernel itself where its
 // operands fit one binding, channel chunks where one does not (kernels/chunks.ts).
 import { conv2dBackwardFilterChunked, conv2dBackwardInputChunked, conv2dForwardChunked } from '../../kernels/conv2d_chunked.js';
@@ -18,10 +18,14 @@ export interface ConvGeometry { stride: number; padding: number }
 
 /**
  * The conv GEMM (forward, input gradient): register tiles (tuned where the table says) on software
- * adapters, workgroup-memory tiles on GPUs (their tiles are not tuned yet, so the table is not asked).
+ * adapters; on GPUs workgroup-memory tiles, whose tile (or the register variant as a rival) the
+ * table may set at its own " gpu" sites (tuning.ts gemmChoice). A tile the adapter cannot run is
+ * refused by the kernel when the op builds (checkWorkgroupTile names the rule).
  */
-function gemmOptions(g: Graph, kernel: TunedKernel, x: Value, w: Value, t: ConvGeometry, transform: boolean): { variant: ConvVariant; tile?: ConvTile } {
-  if (g.kernels !== 'software') return { variant: 'workgroup' };
+function gemmOptions(
+  g: Graph, kernel: TunedKernel, x: Value, w: Value, t: ConvGeometry, transform: boolean,
+): { variant: ConvVariant; tile?: ConvTile; workgroupTile?: WorkgroupTile } {
+  if (g.kernels !== 'software') return gemmChoice(g.tuning?.choose(convSite(kernel, x.shape, w.shape, t.stride, t.padding, transform, true)));
   return { variant: 'register', tile: tunedTile(g, kernel, x, w, t, transform) };
 }
 
