@@ -8,7 +8,7 @@ import { adapterIdentity, loadTuningCache, saveTuningCache } from '../gpu/tuning
 import { checkStrategy, type MemoryStrategy } from '../models/densenet_graph.js';
 import { baseModelConfig } from '../train/trainer.js';
 import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
-import { cacheEntries, formatSiteResult, tuneTargets, type TuneTarget } from './tuner.js';
+import { cacheEntries, formatSiteResult, keptDefault, tuneTargets, type TuneTarget } from './tuner.js';
 import { compareWholeStep } from './tune_verify.js';
 
 /** Flags of train, eval, predict, features and the bench commands. */
@@ -50,7 +50,7 @@ async function tuneAndSave(gpu: Gpu, targets: TuneTarget[], o: { reps: number; b
     ...o, onSite: (r, k, n) => log(`[${k}/${n}] ${formatSiteResult(r)}`),
   });
   let results = report.results;
-  const changed = results.filter((r) => r.winner.candidate.choice !== undefined).length;
+  const changed = results.filter((r) => !keptDefault(r)).length;
   const timing = results[0]?.method ?? (gpu.hasTimestamps ? 'timestamp-query' : 'wall-clock');
   log(`${targets.map(describe).join(', ')}: ${report.sites} distinct kernel shapes, ${results.length} tuned (${changed} not the default)` +
     `${report.skipped.length ? `, ${report.skipped.length} skipped (--budget ${o.budgetSeconds} s ran out; they keep the default)` : ''}; ` +

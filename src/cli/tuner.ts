@@ -220,11 +220,14 @@ export function cacheEntries(results: SiteResult[]): TuningCacheEntry[] {
   }));
 }
 
+/** The site's default won (in the GPU class the filter gradient's default has a choice: its split tile, so compare candidates). */
+export const keptDefault = (r: SiteResult) => r.winner.candidate === r.timed[0].candidate;
+
 /** One line per tuned site: the winner against the default. */
 export function formatSiteResult(r: SiteResult): string {
   const others = r.timed.slice(1).map((t) => `${t.candidate.name} ${t.ms.toFixed(3)}`).join(', ');
   const ratio = r.defaultMs > 0 ? r.winner.ms / r.defaultMs : 1;
-  const picked = r.winner.candidate.choice === undefined
+  const picked = keptDefault(r)
     ? `default kept, ${r.defaultMs.toFixed(3)} ms`
     : `${r.winner.candidate.name} ${r.winner.ms.toFixed(3)} ms vs default ${r.defaultMs.toFixed(3)} ms (${ratio.toFixed(2)}×)`;
   return `${r.site.kernel} ${r.site.key}: ${picked}${others ? `; alternatives ${others} ms` : '; no alternative timed (budget)'}`;
