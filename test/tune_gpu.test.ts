@@ -2,7 +2,7 @@
 // adapter): the conv GEMM sites get their own " gpu" keys and workgroup-tile candidates with the
 // register variant as a rival; a table choosing a non-default workgroup tile (and the register
 // rival) reaches the launches and trains as the defaults do; the whole-step check runs on it; a
-// tile the adapter cannot run is refused naming the rule, and a malformed cached one is ignored.
+// tile the adapter cannot run is refused naming the rule and the table as its source, and a malformed cached one is ignored.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { candidatesFor, collectSites } from '../src/cli/tuner.js';
 import { compareWholeStep } from '../src/cli/tune_verify.js';
 import type { Gpu } from '../src/gpu/device.js';
+import { GraphError } from '../src/graph/graph.js';
 import { setTuning, TuningTable, type TuningChoice, type TuningSite } from '../src/gpu/tuning.js';
 import { adapterIdentity, loadTuningCache, tuningCachePath } from '../src/gpu/tuning_cache.js';
 import { WORKGROUP_TILES } from '../src/kernels/conv2d.js';
@@ -123,7 +124,8 @@ test('a workgroup tile the adapter cannot run is refused naming the rule; a malf
     r.model.close();
   } catch (e) { error = e; }
   assert.ok(error instanceof Error);
-  assert.match((error as Error).message, /workgroup tile \{"m":64,"n":64,"k":16,"rows":4,"cols":3\} is invalid \(.*cols divides n/);
+  assert.match((error as Error).message, /workgroup tile \{"m":64,"n":64,"k":16,"rows":4,"cols":3\} is invalid \(.*cols divides n.*\); the tile comes from the tuning table \(rerun `densenet-wgsl tune`/);
+  assert.ok(error instanceof GraphError, 'a user error (errors.ts): the CLI prints the message alone');
 
   const dir = mkdtempSync(join(tmpdir(), 'densenet-wgsl-tune-gpu-'));
   try {

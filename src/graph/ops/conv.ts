@@ -10,6 +10,7 @@ import { chooseConvTile, conv2dBackwardFilterWorkspaceElements, type ConvTile, t
 import { conv2dBackwardFilterChunked, conv2dBackwardInputChunked, conv2dForwardChunked } from '../../kernels/conv2d_chunked.js';
 import { batchNormBackwardChunked, batchNormForwardChunked } from '../../kernels/per_channel_chunked.js';
 import { chooseGpuFilterTile } from '../../kernels/conv2d_filter_split.js';
+import { ShapeError } from '../../kernels/tensor.js';
 import { splitReduction } from './layers.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
@@ -27,6 +28,16 @@ function gemmOptions(
 ): { variant: ConvVariant; tile?: ConvTile; workgroupTile?: WorkgroupTile } {
   if (g.kernels !== 'software') return gemmChoice(g.tuning?.choose(convSite(kernel, x.shape, w.shape, t.stride, t.padding, transform, true)));
   return { variant: 'register', tile: tunedTile(g, kernel, x, w, t, transform) };
+}
+
+/** Builds a conv GEMM launch; a tuned workgroup tile the kernel refuses is named as the tuning table's, with the fix. */
+async function buildGemm<T>(gemm: { workgroupTile?: WorkgroupTile }, build: () => Promise<T>): Promise<T> {
+  try {
+    return await build();
+  } catch (e) {
+    if (!(e instanceof ShapeError) || !gemm.workgroupTile) throw e;
+    throw new ShapeError(`${e.message}; the tile comes from the tuning table (rerun \`densenet-wgsl tune\` for this adapter, or pass --no-tune-cache)`);
+  }
 }
 
 /** Batch-norm operands: `mean`/`variance` are batch statistics in training, running statistics in inference. */
@@ -124,7 +135,7 @@ export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value;
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, true);
   g.add({
     name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y],
-    build: (c) => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding }),
+    build: (c) => buildGemm(gemm, () => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding })),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, { ...t, transform });
       const dActivated = inputGradient(g, name, t, dy);
@@ -140,7 +151,7 @@ function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvG
   const gemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
   g.add({
     name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated],
-    build: (c) => conv2dBackwardInputChunked(c.gpu, { ...gemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding }),
+    build: (c) => buildGemm(gemm, () => conv2dBackwardInputChunked(c.gpu, { ...gemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding })),
   });
   return dActivated;
 }
@@ -158,7 +169,7 @@ export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: V
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
     name, reads: [t.shared, t.w], writes: [t.y],
-    build: (c) => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => buildGemm(gemm, () => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding })),
     backward: (gb) => {
       g.add({ name: `${name}.bn.recompute`, reads: bnReads, writes: [t.shared], build: normalize });
       const dy = convBackward(g, gb, name, { ...t, x: t.shared });
@@ -174,7 +185,7 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
     name, reads: [t.x, t.w], writes: [t.y],
-    build: (c) => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding }),
+    build: (c) => buildGemm(gemm, () => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding })),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, t);
       const dx = gb.contribute(t.x);
@@ -182,7 +193,7 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
         const inputGemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
         g.add({
           name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad],
-          build: (c) => conv2dBackwardInputChunked(c.gpu, { ...inputGemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding }),
+          build: (c) => buildGemm(inputGemm, () => conv2dBackwardInputChunked(c.gpu, { ...inputGemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding })),
         });
       }
     },
