@@ -50,17 +50,22 @@ test('in the gpu class the conv GEMM sites are keyed " gpu" and their candidates
     // Every candidate is distinct (the default workgroup tile is not repeated as an alternative).
     assert.is(new Set(c.map((x) => JSON.stringify(x.choice ?? null))).size, c.length);
   }
+  // The parallel global pool (GPU class only) times other lanes per plane.
+  const pool = sites.find((s) => s.kernel === 'globalAvgPool.forward')!;
+  assert.ok(pool, 'the global pool is a site');
+  assert.ok(candidatesFor(gpu, pool).filter((x) => x.choice?.lanesPerPlane).length >= 3);
   // The filter gradient keeps its key (entries cached before stay valid) and its split default.
   const filter = sites.find((s) => s.kernel === 'conv2d.backwardFilter')!;
   assert.not.ok(filter.key.endsWith(' gpu'));
   assert.ok(candidatesFor(gpu, filter)[0].choice?.tile);
 });
 
-/** The tiny workgroup tile (no site's default) for forward; the register rival for backward-input. */
+/** The tiny workgroup tile (no site's default) for forward; the register rival for backward-input; one lane per global-pool plane. */
 function alternativeTable(gpu: Gpu): TuningTable {
-  return new TuningTable(collectSites(gpu, target).filter(isGemm).map((s): [string, string, TuningChoice] => [
-    s.kernel, s.key, s.kernel === 'conv2d.forward' ? { workgroupTile: { ...WORKGROUP_TILES.tiny } } : candidatesFor(gpu, s).at(-1)!.choice!,
-  ]));
+  const choice = (s: TuningSite): TuningChoice => s.kernel === 'conv2d.forward' ? { workgroupTile: { ...WORKGROUP_TILES.tiny } }
+    : s.kernel === 'globalAvgPool.forward' ? { lanesPerPlane: 1 } : candidatesFor(gpu, s).at(-1)!.choice!;
+  return new TuningTable(collectSites(gpu, target).filter((s) => isGemm(s) || s.kernel === 'globalAvgPool.forward')
+    .map((s): [string, string, TuningChoice] => [s.kernel, s.key, choice(s)]));
 }
 
 async function session(gpu: Gpu, table: TuningTable | undefined) {
@@ -104,6 +109,9 @@ test('a table picking a non-default workgroup tile and the register rival reache
     assert.match(await key(plain.session, input), /\.workgroup /);
     assert.not.match(await key(tuned.session, input), /\.workgroup /, 'register rival');
     assert.match(await key(tuned.session, input), /"workgroupSize":/);
+    const pool = tuned.session.built.graph.ops.find((o) => o.name.includes('pool') && !o.name.includes('.backward') && !o.name.includes('transition'))!.name;
+    assert.match(await key(plain.session, pool), /globalAvgPool\.parallel lanes=(?!1,)/);
+    assert.match(await key(tuned.session, pool), /globalAvgPool\.parallel lanes=1,/);
   } finally {
     for (const r of [plain, tuned]) { r.session.destroy(); r.model.close(); }
   }
@@ -126,16 +134,30 @@ test('a workgroup tile the adapter cannot run is refused naming the rule; a malf
   assert.ok(error instanceof Error);
   assert.match((error as Error).message, /workgroup tile \{"m":64,"n":64,"k":16,"rows":4,"cols":3\} is invalid \(.*cols divides n.*\); the tile comes from the tuning table \(rerun `densenet-wgsl tune`/);
   assert.ok(error instanceof GraphError, 'a user error (errors.ts): the CLI prints the message alone');
+  // Global pool: more lanes than one workgroup has.
+  const poolSite = collectSites(gpu, target).find((s) => s.kernel === 'globalAvgPool.forward')!;
+  error = undefined;
+  try {
+    const r = await session(gpu, new TuningTable([[poolSite.kernel, poolSite.key, { lanesPerPlane: 128 }]]));
+    r.session.destroy();
+    r.model.close();
+  } catch (e) { error = e; }
+  assert.ok(error instanceof GraphError);
+  assert.match((error as Error).message, /lanesPerPlane must be a power of two from 1 to 64, got 128; the lanesPerPlane comes from the tuning table/);
 
   const dir = mkdtempSync(join(tmpdir(), 'densenet-wgsl-tune-gpu-'));
   try {
     const id = adapterIdentity(gpu.profile);
     const entry = (choice: unknown) => ({ kernel: site.kernel, key: site.key, choice, candidate: 'x', ms: 1, defaultMs: 1, method: 'wall-clock' });
-    for (const choice of [{ workgroupTile: { m: 0, n: 64, k: 16, rows: 4, cols: 4 } }, { workgroupTile: { ...WORKGROUP_TILES.tiny }, tile: { rows: 4, cols: 4, workgroupSize: 64 } }]) {
+    const bad = [
+      { workgroupTile: { m: 0, n: 64, k: 16, rows: 4, cols: 4 } }, { workgroupTile: { ...WORKGROUP_TILES.tiny }, tile: { rows: 4, cols: 4, workgroupSize: 64 } },
+      { lanesPerPlane: 3 },
+    ];
+    for (const choice of bad) {
       writeFileSync(tuningCachePath(id, dir), JSON.stringify({ format: 'densenet-wgsl-tuning', version: 1, adapter: id, entries: [entry(choice)] }));
       const warnings: string[] = [];
       assert.is(await loadTuningCache(id, { dir, warn: (m) => warnings.push(m) }), undefined);
-      assert.match(warnings.join('\n'), /is ignored \(a bad entry .*workgroupTile/);
+      assert.match(warnings.join('\n'), /is ignored \(a bad entry .*(workgroupTile|lanesPerPlane)/);
     }
     writeFileSync(tuningCachePath(id, dir), JSON.stringify({ format: 'densenet-wgsl-tuning', version: 1, adapter: id, entries: [entry({ workgroupTile: { ...WORKGROUP_TILES.tiny } })] }));
     const loaded = await loadTuningCache(id, { dir, warn: () => assert.unreachable('a good entry') });

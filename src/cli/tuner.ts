@@ -15,6 +15,8 @@ import {
 } from '../kernels/conv2d.js';
 import { chooseGpuFilterTile } from '../kernels/conv2d_filter_split.js';
 import { kernelClass } from '../gpu/profile.js';
+import { globalAvgPoolForward } from '../kernels/pool_global.js';
+import { PARALLEL_POOL_WORKGROUP, parallelPoolLanes } from '../kernels/pool_global_parallel.js';
 import { avgPool2x2Backward, avgPool2x2Forward, avgPool2x2OutputShape, defaultBlocksPerInvocation } from '../kernels/pool_average.js';
 import { sizeOf, tensor } from '../kernels/tensor.js';
 import type { DenseNetConfig } from '../models/densenet_config.js';
@@ -61,6 +63,11 @@ export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
   const gpuFilter = site.kernel === 'conv2d.backwardFilter' && kernelClass(gpu) === 'gpu'
     ? chooseGpuFilterTile(site.x, site.w!, { stride: site.stride, padding: site.padding }) : undefined;
   const out: Candidate[] = [{ name: 'default', choice: gpuFilter && { tile: gpuFilter } }];
+  if (site.kernel === 'globalAvgPool.forward') {
+    const base = parallelPoolLanes(site.x[2] * site.x[3]);
+    for (const l of [1, 4, 16, PARALLEL_POOL_WORKGROUP]) if (l !== base) out.push({ name: `lanes=${l}`, choice: { lanesPerPlane: l } });
+    return out;
+  }
   if (site.kernel.startsWith('avgPool2x2')) {
     const base = defaultBlocksPerInvocation(gpu);
     for (const b of [1, 2, 4, 8, 16]) if (b !== base) out.push({ name: `blocks=${b}`, choice: { blocksPerInvocation: b } });
@@ -115,6 +122,7 @@ function allocateOperands(gpu: Gpu, site: TuningSite, candidates: Candidate[]) {
   };
   const x = make('x', site.x);
   if (site.kernel.startsWith('avgPool2x2')) return { buffers, x, y: make('y', avgPool2x2OutputShape(site.x as [number, number, number, number])) };
+  if (site.kernel === 'globalAvgPool.forward') return { buffers, x, y: make('y', site.x.slice(0, 2)) };
   const [Cin, N, H, W] = site.x;
   const [Cout, , KH, KW] = site.w!;
   const [Ho, Wo] = conv2dOutputSize(H, W, KH, KW, { stride: site.stride, padding: site.padding });
@@ -136,6 +144,7 @@ async function buildLaunches(gpu: Gpu, site: TuningSite, o: ReturnType<typeof al
     case 'conv2d.backwardFilter': return conv2dBackwardFilter(gpu, { x: o.x, dy: o.y, dw: o.w!, inputTransform: o.transform, workspace: o.workspace, ...conv });
     case 'avgPool2x2.forward': return avgPool2x2Forward(gpu, { x: o.x, y: o.y, blocksPerInvocation });
     case 'avgPool2x2.backward': return avgPool2x2Backward(gpu, { dy: o.y, dx: o.x, blocksPerInvocation });
+    case 'globalAvgPool.forward': return globalAvgPoolForward(gpu, { x: o.x, y: o.y, variant: 'parallel', lanesPerPlane: choice?.lanesPerPlane });
   }
 }
 

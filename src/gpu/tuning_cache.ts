@@ -68,6 +68,8 @@ const whole = (v: unknown, max: number) => Number.isInteger(v) && (v as number) 
 
 function validChoice(c: TuningChoice): boolean {
   if (c.blocksPerInvocation !== undefined && !whole(c.blocksPerInvocation, 64)) return false;
+  // A power of two (the kernel's rule; its upper bound, one workgroup, is checked when the op builds).
+  if (c.lanesPerPlane !== undefined && !(whole(c.lanesPerPlane, 1024) && (c.lanesPerPlane & (c.lanesPerPlane - 1)) === 0)) return false;
   const wt = c.workgroupTile;
   if (wt !== undefined) {
     // Whole numbers in range here; whether the adapter can run the tile is the kernel's check (checkWorkgroupTile) when the op builds.

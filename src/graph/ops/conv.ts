@@ -10,8 +10,7 @@ import { chooseConvTile, conv2dBackwardFilterWorkspaceElements, type ConvTile, t
 import { conv2dBackwardFilterChunked, conv2dBackwardInputChunked, conv2dForwardChunked } from '../../kernels/conv2d_chunked.js';
 import { batchNormBackwardChunked, batchNormForwardChunked } from '../../kernels/per_channel_chunked.js';
 import { chooseGpuFilterTile } from '../../kernels/conv2d_filter_split.js';
-import { ShapeError } from '../../kernels/tensor.js';
-import { splitReduction } from './layers.js';
+import { fromTuningTable, splitReduction } from './layers.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
 
@@ -31,14 +30,7 @@ function gemmOptions(
 }
 
 /** Builds a conv GEMM launch; a tuned workgroup tile the kernel refuses is named as the tuning table's, with the fix. */
-async function buildGemm<T>(gemm: { workgroupTile?: WorkgroupTile }, build: () => Promise<T>): Promise<T> {
-  try {
-    return await build();
-  } catch (e) {
-    if (!(e instanceof ShapeError) || !gemm.workgroupTile) throw e;
-    throw new ShapeError(`${e.message}; the tile comes from the tuning table (rerun \`densenet-wgsl tune\` for this adapter, or pass --no-tune-cache)`);
-  }
-}
+const buildGemm = <T>(gemm: { workgroupTile?: WorkgroupTile }, build: () => Promise<T>): Promise<T> => fromTuningTable(!!gemm.workgroupTile, 'tile', build);
 
 /** Batch-norm operands: `mean`/`variance` are batch statistics in training, running statistics in inference. */
 export interface BatchNormOperands { mean: Value; variance: Value; gamma: Value; beta: Value; eps: number }

@@ -13,6 +13,7 @@ import {
   maxPool3x3BackwardChunked, maxPool3x3ForwardChunked,
 } from '../../kernels/per_channel_chunked.js';
 import { deriveSeed } from '../../kernels/random.js';
+import { ShapeError } from '../../kernels/tensor.js';
 import { softmaxCrossEntropy, softmaxRowsWorkspaceElements } from '../../kernels/softmax_cross_entropy.js';
 import type { Launch } from '../../gpu/program.js';
 import { poolSite, type TunedKernel } from '../../gpu/tuning.js';
@@ -34,6 +35,16 @@ export function splitReduction(g: Graph, name: string, x: Value): { writes: Valu
   if (g.kernels === 'software') return { writes: [], options: () => ({}) };
   const partials = g.tensor(`${name}.partials`, [batchNormSplitWorkspaceElements(x.shape)], 'workspace');
   return { writes: [partials], options: (c) => ({ variant: 'split-reduction', workspace: c.ref(partials) }) };
+}
+
+/** Runs an op's build; where `tuned`, a shape error the kernel raises is named as the tuning table's `what`, with the fix. */
+export async function fromTuningTable<T>(tuned: boolean, what: string, build: () => Promise<T>): Promise<T> {
+  try {
+    return await build();
+  } catch (e) {
+    if (!tuned || !(e instanceof ShapeError)) throw e;
+    throw new ShapeError(`${e.message}; the ${what} comes from the tuning table (rerun \`densenet-wgsl tune\` for this adapter, or pass --no-tune-cache)`);
+  }
 }
 
 /** Running statistics of one BN layer, updated once per step in the forward pass (never in backward). */
@@ -88,10 +99,12 @@ export function maxPool3x3(g: Graph, name: string, x: Value, y: Value): void {
 }
 
 export function globalAvgPool(g: Graph, name: string, x: Value, y: Value): void {
-  // GPU-class kernels reduce each plane with several lanes; the software default, one thread per plane.
+  // GPU-class kernels reduce each plane with several lanes (as many as the tuning table says); the software default, one thread per plane.
   const variant = g.kernels === 'software' ? 'thread-per-plane' : 'parallel';
+  const lanesPerPlane = variant === 'parallel' ? g.tuning?.choose(poolSite('globalAvgPool.forward', x.shape))?.lanesPerPlane : undefined;
   unary(g, name, x, y,
-    (c, x, y) => globalAvgPoolForwardChunked(c.gpu, { x: c.ref(x), y: c.ref(y), variant }),
+    (c, x, y) => fromTuningTable(!!lanesPerPlane, 'lanesPerPlane', () =>
+      globalAvgPoolForwardChunked(c.gpu, { x: c.ref(x), y: c.ref(y), variant, ...(lanesPerPlane ? { lanesPerPlane } : {}) })),
     (c, _x, dy, dx, accumulate) => globalAvgPoolBackwardChunked(c.gpu, { dy: c.ref(dy), dx: c.ref(dx), accumulate }), false);
 }
 
