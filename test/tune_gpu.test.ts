@@ -54,17 +54,21 @@ test('in the gpu class the conv GEMM sites are keyed " gpu" and their candidates
   const pool = sites.find((s) => s.kernel === 'globalAvgPool.forward')!;
   assert.ok(pool, 'the global pool is a site');
   assert.ok(candidatesFor(gpu, pool).filter((x) => x.choice?.lanesPerPlane).length >= 3);
+  // Batch norm's split reduction times other values per chunk at some of its shapes.
+  const bn = sites.filter((s) => s.kernel === 'batchNorm.split');
+  assert.ok(bn.length > 0, 'batch norm is a site');
+  assert.ok(bn.some((s) => candidatesFor(gpu, s).some((x) => x.choice?.splitChunk)));
   // The filter gradient keeps its key (entries cached before stay valid) and its split default.
   const filter = sites.find((s) => s.kernel === 'conv2d.backwardFilter')!;
   assert.not.ok(filter.key.endsWith(' gpu'));
   assert.ok(candidatesFor(gpu, filter)[0].choice?.tile);
 });
 
-/** The tiny workgroup tile (no site's default) for forward; the register rival for backward-input; one lane per global-pool plane. */
+/** The tiny workgroup tile (no site's default) for forward; the register rival for backward-input; one lane per global-pool plane; 100 values per batch-norm chunk. */
 function alternativeTable(gpu: Gpu): TuningTable {
   const choice = (s: TuningSite): TuningChoice => s.kernel === 'conv2d.forward' ? { workgroupTile: { ...WORKGROUP_TILES.tiny } }
-    : s.kernel === 'globalAvgPool.forward' ? { lanesPerPlane: 1 } : candidatesFor(gpu, s).at(-1)!.choice!;
-  return new TuningTable(collectSites(gpu, target).filter((s) => isGemm(s) || s.kernel === 'globalAvgPool.forward')
+    : s.kernel === 'globalAvgPool.forward' ? { lanesPerPlane: 1 } : s.kernel === 'batchNorm.split' ? { splitChunk: 100 } : candidatesFor(gpu, s).at(-1)!.choice!;
+  return new TuningTable(collectSites(gpu, target).filter((s) => isGemm(s) || s.kernel === 'globalAvgPool.forward' || s.kernel === 'batchNorm.split')
     .map((s): [string, string, TuningChoice] => [s.kernel, s.key, choice(s)]));
 }
 
@@ -112,6 +116,12 @@ test('a table picking a non-default workgroup tile and the register rival reache
     const pool = tuned.session.built.graph.ops.find((o) => o.name.includes('pool') && !o.name.includes('.backward') && !o.name.includes('transition'))!.name;
     assert.match(await key(plain.session, pool), /globalAvgPool\.parallel lanes=(?!1,)/);
     assert.match(await key(tuned.session, pool), /globalAvgPool\.parallel lanes=1,/);
+    // The split chunk is a uniform, not in the program key: the planned partials show it (2 per channel and chunk of 100 values).
+    const partials = (s: TrainingSession) => s.built.graph.ops.flatMap((o) => o.writes).find((v) => v.name.endsWith('.partials') && v.shape[0] > 0)!;
+    const p = partials(tuned.session);
+    const x = tuned.session.built.graph.ops.find((o) => o.writes.includes(p))!.reads[0];
+    assert.is(p.shape[0], 2 * x.shape[0] * Math.ceil(x.shape.slice(1).reduce((a, b) => a * b, 1) / 100), `${p.name} ${x.name}`);
+    assert.is.not(partials(plain.session).shape[0], p.shape[0]);
   } finally {
     for (const r of [plain, tuned]) { r.session.destroy(); r.model.close(); }
   }
@@ -151,13 +161,13 @@ test('a workgroup tile the adapter cannot run is refused naming the rule; a malf
     const entry = (choice: unknown) => ({ kernel: site.kernel, key: site.key, choice, candidate: 'x', ms: 1, defaultMs: 1, method: 'wall-clock' });
     const bad = [
       { workgroupTile: { m: 0, n: 64, k: 16, rows: 4, cols: 4 } }, { workgroupTile: { ...WORKGROUP_TILES.tiny }, tile: { rows: 4, cols: 4, workgroupSize: 64 } },
-      { lanesPerPlane: 3 },
+      { lanesPerPlane: 3 }, { splitChunk: 0 },
     ];
     for (const choice of bad) {
       writeFileSync(tuningCachePath(id, dir), JSON.stringify({ format: 'densenet-wgsl-tuning', version: 1, adapter: id, entries: [entry(choice)] }));
       const warnings: string[] = [];
       assert.is(await loadTuningCache(id, { dir, warn: (m) => warnings.push(m) }), undefined);
-      assert.match(warnings.join('\n'), /is ignored \(a bad entry .*(workgroupTile|lanesPerPlane)/);
+      assert.match(warnings.join('\n'), /is ignored \(a bad entry .*(workgroupTile|lanesPerPlane|splitChunk)/);
     }
     writeFileSync(tuningCachePath(id, dir), JSON.stringify({ format: 'densenet-wgsl-tuning', version: 1, adapter: id, entries: [entry({ workgroupTile: { ...WORKGROUP_TILES.tiny } })] }));
     const loaded = await loadTuningCache(id, { dir, warn: () => assert.unreachable('a good entry') });

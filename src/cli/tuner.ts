@@ -15,6 +15,8 @@ import {
 } from '../kernels/conv2d.js';
 import { chooseGpuFilterTile } from '../kernels/conv2d_filter_split.js';
 import { kernelClass } from '../gpu/profile.js';
+import { batchNormBackward, batchNormSplitWorkspaceElements, batchNormStatistics } from '../kernels/batchnorm.js';
+import { splitGeometry } from '../kernels/batchnorm_split.js';
 import { globalAvgPoolForward } from '../kernels/pool_global.js';
 import { PARALLEL_POOL_WORKGROUP, parallelPoolLanes } from '../kernels/pool_global_parallel.js';
 import { avgPool2x2Backward, avgPool2x2Forward, avgPool2x2OutputShape, defaultBlocksPerInvocation } from '../kernels/pool_average.js';
@@ -63,6 +65,14 @@ export function candidatesFor(gpu: Gpu, site: TuningSite): Candidate[] {
   const gpuFilter = site.kernel === 'conv2d.backwardFilter' && kernelClass(gpu) === 'gpu'
     ? chooseGpuFilterTile(site.x, site.w!, { stride: site.stride, padding: site.padding }) : undefined;
   const out: Candidate[] = [{ name: 'default', choice: gpuFilter && { tile: gpuFilter } }];
+  if (site.kernel === 'batchNorm.split') {
+    // Values per chunk: a quarter and four times the default's, and the whole channel (one chunk); at least one value per invocation.
+    const M = sizeOf(site.x.slice(1));
+    const base = splitGeometry(site.x[0], M, BN_WORKGROUP).chunkLength;
+    const lengths = [Math.ceil(base / 4), base * 4, M].filter((l) => l >= BN_WORKGROUP && l <= M && l !== base);
+    for (const l of new Set(lengths)) out.push({ name: `chunk=${l}`, choice: { splitChunk: l } });
+    return out;
+  }
   if (site.kernel === 'globalAvgPool.forward') {
     const base = parallelPoolLanes(site.x[2] * site.x[3]);
     for (const l of [1, 4, 16, PARALLEL_POOL_WORKGROUP]) if (l !== base) out.push({ name: `lanes=${l}`, choice: { lanesPerPlane: l } });
@@ -112,6 +122,9 @@ function gpuGemmCandidates(site: TuningSite): Candidate[] {
   return out;
 }
 
+/** Batch norm's workgroup size where the graph gives none (its split workspace is sized by it too: ops/layers.ts). */
+const BN_WORKGROUP = 64;
+
 /** Standalone operands of a site's shapes (zero-filled: the timing does not depend on the values). */
 function allocateOperands(gpu: Gpu, site: TuningSite, candidates: Candidate[]) {
   const buffers: ArenaBuffer[] = [];
@@ -123,6 +136,15 @@ function allocateOperands(gpu: Gpu, site: TuningSite, candidates: Candidate[]) {
   const x = make('x', site.x);
   if (site.kernel.startsWith('avgPool2x2')) return { buffers, x, y: make('y', avgPool2x2OutputShape(site.x as [number, number, number, number])) };
   if (site.kernel === 'globalAvgPool.forward') return { buffers, x, y: make('y', site.x.slice(0, 2)) };
+  if (site.kernel === 'batchNorm.split') {
+    const C = [site.x[0]];
+    const workspace = Math.max(...candidates.map((c) => batchNormSplitWorkspaceElements(site.x, { splitChunk: c.choice?.splitChunk })));
+    const bn = {
+      mean: make('mean', C), variance: make('variance', C), gamma: make('gamma', C), beta: make('beta', C),
+      dgamma: make('dgamma', C), dbeta: make('dbeta', C), dy: make('dy', site.x), dx: make('dx', site.x), partials: make('partials', [workspace]),
+    };
+    return { buffers, x, y: bn.dy, bn };
+  }
   const [Cin, N, H, W] = site.x;
   const [Cout, , KH, KW] = site.w!;
   const [Ho, Wo] = conv2dOutputSize(H, W, KH, KW, { stride: site.stride, padding: site.padding });
@@ -144,6 +166,16 @@ async function buildLaunches(gpu: Gpu, site: TuningSite, o: ReturnType<typeof al
     case 'conv2d.backwardFilter': return conv2dBackwardFilter(gpu, { x: o.x, dy: o.y, dw: o.w!, inputTransform: o.transform, workspace: o.workspace, ...conv });
     case 'avgPool2x2.forward': return avgPool2x2Forward(gpu, { x: o.x, y: o.y, blocksPerInvocation });
     case 'avgPool2x2.backward': return avgPool2x2Backward(gpu, { dy: o.y, dx: o.x, blocksPerInvocation });
+    case 'batchNorm.split': {
+      // The statistics and the backward of a training step: both reduce with the split (the backward's dx pass is the same for all).
+      const b = o.bn!;
+      const split = { variant: 'split-reduction' as const, workspace: b.partials, splitChunk: choice?.splitChunk };
+      const stats = await batchNormStatistics(gpu, { x: o.x, mean: b.mean, variance: b.variance, ...split });
+      const backward = await batchNormBackward(gpu, {
+        x: o.x, dy: b.dy, mean: b.mean, variance: b.variance, gamma: b.gamma, beta: b.beta, eps: 1e-5, relu: true, dx: b.dx, dgamma: b.dgamma, dbeta: b.dbeta, ...split,
+      });
+      return [...stats, ...backward];
+    }
     case 'globalAvgPool.forward': return globalAvgPoolForward(gpu, { x: o.x, y: o.y, variant: 'parallel', lanesPerPlane: choice?.lanesPerPlane });
   }
 }

@@ -1,6 +1,6 @@
 // The tuning table: launch choices (a conv's register tile and split-K, or in the GPU kernel class
 // its workgroup tile or the register tile as a rival; average pool's blocks per invocation) by
-// kernel and shape (and the GPU class's global-pool lanes per plane), which the graph ops consult when they declare their launches.
+// kernel and shape (and the GPU class's global-pool lanes per plane, batch-norm split chunk), which the graph ops consult when they declare their launches.
 // No entry means the kernel's own default, so an empty table (or none) changes nothing. The table
 // is attached to a device (setTuning) by the CLI from the per-adapter cache (tuning_cache.ts).
 
@@ -17,11 +17,12 @@ export interface WorkgroupTileChoice { m: number; n: number; k: number; rows: nu
  * (forward, backward-input), `workgroupTile` picks the workgroup variant's tile and `tile` the
  * register variant instead (gemmChoice); elsewhere `tile` is the register tile.
  */
-export interface TuningChoice { tile?: TileChoice; workgroupTile?: WorkgroupTileChoice; blocksPerInvocation?: number; lanesPerPlane?: number }
+export interface TuningChoice { tile?: TileChoice; workgroupTile?: WorkgroupTileChoice; blocksPerInvocation?: number; lanesPerPlane?: number; splitChunk?: number }
 
 export const TUNED_KERNELS = ['conv2d.forward', 'conv2d.backwardInput', 'conv2d.backwardFilter', 'avgPool2x2.forward', 'avgPool2x2.backward',
-  // The GPU class's parallel global pool (lanes per plane); asked only there.
-  'globalAvgPool.forward'] as const;
+  // The GPU class's parallel global pool (lanes per plane) and batch norm's split reduction (values per
+  // chunk, one choice for the statistics and the backward of an x shape); asked only there.
+  'globalAvgPool.forward', 'batchNorm.split'] as const;
 export type TunedKernel = typeof TUNED_KERNELS[number];
 
 /**
@@ -63,6 +64,7 @@ export function gemmChoice(choice: TuningChoice | undefined):
   return { variant: 'workgroup' };
 }
 
+/** A site keyed by its input's shape alone (pools, batch norm's split reduction). */
 export function poolSite(kernel: TunedKernel, x: readonly number[]): TuningSite {
   return { kernel, key: `x${x.join('x')}`, x: [...x] };
 }

@@ -69,6 +69,7 @@ const whole = (v: unknown, max: number) => Number.isInteger(v) && (v as number) 
 function validChoice(c: TuningChoice): boolean {
   if (c.blocksPerInvocation !== undefined && !whole(c.blocksPerInvocation, 64)) return false;
   // A power of two (the kernel's rule; its upper bound, one workgroup, is checked when the op builds).
+  if (c.splitChunk !== undefined && !whole(c.splitChunk, 2 ** 31)) return false;
   if (c.lanesPerPlane !== undefined && !(whole(c.lanesPerPlane, 1024) && (c.lanesPerPlane & (c.lanesPerPlane - 1)) === 0)) return false;
   const wt = c.workgroupTile;
   if (wt !== undefined) {

@@ -33,8 +33,11 @@ export function bnStatistics(g: Graph, name: string, t: { x: Value; mean: Value;
  */
 export function splitReduction(g: Graph, name: string, x: Value): { writes: Value[]; options(c: BuildContext): ReductionOption } {
   if (g.kernels === 'software') return { writes: [], options: () => ({}) };
-  const partials = g.tensor(`${name}.partials`, [batchNormSplitWorkspaceElements(x.shape)], 'workspace');
-  return { writes: [partials], options: (c) => ({ variant: 'split-reduction', workspace: c.ref(partials) }) };
+  // The tuning table may set the values per chunk (the workspace is sized for it).
+  const splitChunk = g.tuning?.choose(poolSite('batchNorm.split', x.shape))?.splitChunk;
+  const chunk = splitChunk ? { splitChunk } : {};
+  const partials = g.tensor(`${name}.partials`, [batchNormSplitWorkspaceElements(x.shape, chunk)], 'workspace');
+  return { writes: [partials], options: (c) => ({ variant: 'split-reduction', workspace: c.ref(partials), ...chunk }) };
 }
 
 /** Runs an op's build; where `tuned`, a shape error the kernel raises is named as the tuning table's `what`, with the fix. */
