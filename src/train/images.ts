@@ -240,15 +240,7 @@ export function centerCrop(image: FloatImage, width: number, height: number): Fl
   if (width > image.width || height > image.height) {
     throw new ImageError(`centerCrop: ${width}×${height} does not fit in the ${image.width}×${image.height} image; resize it first`);
   }
-  const left = roundHalfEven((image.width - width) / 2);
-  const top = roundHalfEven((image.height - height) / 2);
-  const C = image.channels;
-  const data = new Float32Array(width * height * C);
-  for (let y = 0; y < height; y++) {
-    const from = ((top + y) * image.width + left) * C;
-    data.set(image.data.subarray(from, from + width * C), y * width * C);
-  }
-  return { width, height, channels: C, data };
+  return cropRegion(image, roundHalfEven((image.width - width) / 2), roundHalfEven((image.height - height) / 2), width, height);
 }
 
 /** The width×height region at (left, top), which must lie inside the image. */
