@@ -9,6 +9,7 @@ export {
 } from './api/model.js';
 export { loadModel, loadWeights, saveWeights, type LoadModelOptions, type LoadReport, type LoadWeightsOptions } from './api/weights.js';
 export { arrayDataset, loadCifar, loadDigits, type ArrayDatasetOptions, type AugmentOptions, type Batch, type ImageArrays, type ImageDataset, type ReadContext, type TrainTestSplit } from './api/data.js';
+export { loadImageFolder, type ImageFolderData, type ImageFolderOptions } from './api/folder.js';
 export { train, TrainingDivergedError, type EpochInfo, type StepInfo, type TrainOptions, type TrainResult } from './api/train.js';
 export { evaluate, features, predict, prepareImages, type Evaluation, type ImageInput, type InferenceOptions, type Prediction } from './api/infer.js';
 export { CheckpointError, DatasetError, DenseNetConfigError, ImageError, SafetensorsError, UsageError, WeightsError } from './api/errors.js';

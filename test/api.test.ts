@@ -8,10 +8,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  arrayDataset, createModel, DenseNetConfigError, evaluate, features, loadModel, loadWeights, openDevice, planMemory, predict, saveWeights, train,
+  arrayDataset, createModel, DatasetError, DenseNetConfigError, evaluate, features, loadImageFolder, loadModel, loadWeights, openDevice, planMemory, predict, prepareImages, saveWeights, train,
   UsageError, WeightsError, type Device, type ImageArrays, type Model, type StepInfo,
 } from '../src/index.js';
 import { seededRandom } from './helpers.js';
+import { writeShapeFolder } from './folder_fixtures.js';
 
 const test = suite('api');
 let dir = '';
@@ -61,6 +62,35 @@ test('bad models, options and data are refused with the fix named, before any GP
   assert.is(device.memory().liveBytes, allocated, 'no training session was built');
   model.close();
   digits.close();
+});
+
+test('loadImageFolder: small inputs in memory, ImageNet-stem inputs decoded per batch as predict prepares files; freeze checked', async () => {
+  const folder = join(dir, 'shapes');
+  await writeShapeFolder(join(folder, 'train'), 4, 51);
+  await writeShapeFolder(join(folder, 'val'), 2, 52);
+  const small = await loadImageFolder(folder);
+  assert.equal([small.streamed, small.classNames, small.train.size, small.test.size, small.train.shape], [false, ['disc', 'square', 'stripes'], 12, 6, [3, 32, 32]]);
+  const tiny = { stem: 'imagenet' as const, blocks: [1, 1], growthRate: 4, initialFeatures: 8, bottleneck: true, inputShape: [3, 32, 32] as [number, number, number] };
+  const lines: string[] = [];
+  const streamed = await loadImageFolder(folder, { model: tiny, onLog: (l) => lines.push(l) });
+  assert.ok(streamed.streamed);
+  assert.match(lines.join('\n'), /decoded per batch \(RandomResizedCrop \+ flip; evaluation: resize 37, centre crop 32\)/);
+  // Validation image 0 is val/disc/disc-000.jpg (ImageFolder order): read as predict prepares that file.
+  const model = createModel(device, tiny, { classNames: streamed.classNames });
+  const first = await streamed.test.read(Uint32Array.of(0, 3), { epoch: 0, batch: 0, seed: 0, train: false });
+  const prepared = await prepareImages(model, [join(folder, 'val', 'disc', 'disc-000.jpg'), join(folder, 'val', 'square', 'square-001.png')]);
+  assert.equal([...first.labels], [0, 1]);
+  assert.ok(first.images.every((v, i) => Math.abs(v - prepared[i]) < 1e-5), 'the evaluation transform and normalization of predict');
+  const context = { epoch: 1, batch: 2, seed: 3, train: true };
+  const augmented = await streamed.train.read(Uint32Array.of(0, 5), context);
+  const again = await streamed.train.read(Uint32Array.of(0, 5), context);
+  assert.equal(augmented.images, again.images, 'augmentation repeats for the same (seed, epoch, batch)');
+  const plain = await streamed.train.read(Uint32Array.of(0, 5), { ...context, train: false });
+  assert.not.equal(augmented.images, plain.images, 'training reads are augmented');
+  await rejects(train(model, streamed.train, { freeze: 'classifier' as never }), UsageError, /freeze: unknown part "classifier": use one of none, features/);
+  model.close();
+  await rejects(loadImageFolder(join(dir, 'nowhere'), { valSplit: 0.2 }), DatasetError, /nowhere/);
+  await rejects(loadImageFolder(folder, { valSplit: 1.5 }), UsageError, /valSplit must be in \(0, 1\), got 1\.5/);
 });
 
 test('train learns two classes with step and epoch callbacks; evaluate, predict and features agree', async () => {

@@ -13,7 +13,10 @@ import { PNG } from 'pngjs';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { CONFIG_METADATA_KEY, torchvisionStateDict } from '../src/io/torchvision.js';
 import { IMAGENET_CLASSES } from '../src/io/imagenet_classes.js';
-import { denseNetConfig, describeDenseNet, size } from '../src/models/index.js';
+import { denseNetConfig, describeDenseNet, preset, size } from '../src/models/index.js';
+import { exportTorchvisionWeights } from '../src/io/torchvision.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { writeShapeFolder } from './folder_fixtures.js';
 import { seededRandom } from './helpers.js';
 
 const test = suite('examples');
@@ -116,6 +119,45 @@ test('train-digits trains with progress, saves weights that reload to the same t
   assert.is(again.code, 1);
   assert.ok(again.err.includes(`${out} already exists; give --overwrite`), again.err);
   assert.ok(Buffer.compare(await readFile(out), before) === 0 && (await stat(out)).mtimeMs === mtime, 'the saved file is untouched');
+});
+
+test('finetune-folder: a new head over frozen loaded features on a generated folder; its saved weights predict alike in the CLI', async () => {
+  const folder = join(dir, 'shapes');
+  await writeShapeFolder(join(folder, 'train'), 12, 41);
+  await writeShapeFolder(join(folder, 'val'), 4, 42);
+  // "Pretrained" weights of densenet-bc-tiny for 10 classes (random, written by the engine's writer).
+  const config = preset('densenet-bc-tiny');
+  const rng = seededRandom(43);
+  const base = new Map(describeDenseNet(config).parameters.map((p) => [p.name, Float32Array.from({ length: size(p.shape) },
+    p.kind === 'bn-running-var' || p.kind === 'bn-weight' ? () => 1 + 0.2 * rng() : () => (rng() - 0.5) * 0.4)]));
+  const weights = join(dir, 'base-tiny.safetensors');
+  await exportTorchvisionWeights({ header: { config }, tensors: base }, weights);
+  const out = join(dir, 'tuned.safetensors');
+  const pictures = [join(folder, 'val', 'disc', 'disc-000.jpg'), join(folder, 'val', 'stripes', 'stripes-001.png')];
+  const r = run('examples/finetune-folder.mjs', '--data', folder, '--weights', weights, '--freeze', '--epochs', '1', '--batch', '8', '--out', out, ...pictures);
+  assert.is(r.code, 0, r.err + r.out);
+  assert.match(r.out, /3 classes, 36 training and 12 validation images/);
+  assert.match(r.out, /loaded \d+ tensors from .*base-tiny\.safetensors; a new classifier for 3 classes \(disc, square, stripes\)/);
+  assert.match(r.out, /4 steps \(features frozen\)/);
+  assert.match(r.out, /validation: 12 images, top-1 \d+\.\d+%, top-5 100\.00%\n  disc: \d+\.\d+%\n  square: /);
+  const saved = await readSafetensors(out);
+  for (const [name, value] of base) {
+    const got = saved.tensors.get(name)!.data as Float32Array;
+    if (name.startsWith('classifier.')) assert.is(got.length, name.endsWith('bias') ? 3 : 3 * (value.length / 10), `${name}: a 3-class head`);
+    else assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(value.buffer)), `${name}: frozen, as loaded`);
+  }
+  // The CLI reads the class names and preprocessing the example saved: the same predictions.
+  const rows = (text: string) => text.split('\n').filter((l) => pictures.some((f) => l.startsWith(`${f}: `)));
+  const cli = run('dist/cli.js', 'predict', '--weights', out, ...pictures);
+  assert.is(cli.code, 0, cli.err);
+  assert.is(rows(r.out).length, 2, r.out);
+  assert.equal(rows(r.out), rows(cli.out));
+  for (const row of rows(r.out)) assert.match(row, /: (disc|square|stripes) [\d.]+%, (disc|square|stripes) [\d.]+%, (disc|square|stripes) [\d.]+%$/);
+
+  const none = run('examples/finetune-folder.mjs', '--data', join(dir, 'nowhere'), '--val-split', '0.2');
+  assert.is(none.code, 1);
+  assert.ok(none.err.includes(join(dir, 'nowhere')), `the message names the folder: ${none.err}`);
+  assert.not.match(none.err, /\n\s+at /, 'no stack trace');
 });
 
 test.run();

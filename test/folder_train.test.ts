@@ -8,7 +8,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCheckpoint, writeCheckpoint } from '../src/train/checkpoint.js';
@@ -16,6 +16,7 @@ import { preprocessingOf } from '../src/train/preprocessing.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { denseNetConfig, describeDenseNet } from '../src/models/index.js';
 import { exportTorchvisionWeights } from '../src/io/torchvision.js';
+import { readSafetensors } from '../src/io/safetensors.js';
 import { seededRandom } from './helpers.js';
 import { writeShapeFolder } from './folder_fixtures.js';
 
@@ -88,6 +89,54 @@ test('predict prints class names; a checkpoint without recorded preprocessing st
   assert.equal(top(q.out), ['disc', 'stripes', 'square']);
 });
 
+test('export → predict --weights with the recorded preprocessing → fine-tune a new head on other classes with --freeze features → eval, predict names', async () => {
+  const base = join(root, 'base.safetensors');
+  const x = cli('export', '--checkpoint', join(run(), 'best.ckpt'), '--out', base);
+  assert.is(x.code, 0, x.err);
+  const files = [join(data(), 'val', 'disc', 'disc-003.png'), join(data(), 'val', 'stripes', 'stripes-004.jpg'), join(data(), 'val', 'square', 'square-005.png')];
+  // The exported weights predict as the checkpoint does: stretched to 16×16, ImageNet mean/std, class
+  // names (ImageNet's resize-256/crop-224 transform would crop these 24×24 pictures to their centre).
+  const fromCheckpoint = cli('predict', '--checkpoint', join(run(), 'best.ckpt'), ...files);
+  const fromWeights = cli('predict', '--weights', base, ...files);
+  assert.is(fromWeights.code, 0, fromWeights.err);
+  assert.match(fromWeights.out, /preprocessing recorded in .*base\.safetensors: resize to the input size, mean \[0\.4850, 0\.4560, 0\.4060\], std \[0\.2290, 0\.2240, 0\.2250\]; classes disc, square, stripes/);
+  const rows = (out: string) => out.split('\n').filter((l) => files.some((f) => l.startsWith(`${f}: `)));
+  assert.is(rows(fromWeights.out).length, 3, fromWeights.out);
+  assert.equal(rows(fromWeights.out), rows(fromCheckpoint.out), 'same names and probabilities (to 0.1%) as predict --checkpoint');
+
+  // Another task: two classes under new names, fine-tuned from the export with a new classifier.
+  const other = join(root, 'other');
+  for (const [split, count, seed] of [['train', 40, 21], ['val', 10, 22]] as const) {
+    await writeShapeFolder(join(other, split), count, seed);
+    await rm(join(other, split, 'stripes'), { recursive: true });
+    await rename(join(other, split, 'disc'), join(other, split, 'round'));
+    await rename(join(other, split, 'square'), join(other, split, 'boxy'));
+  }
+  const tuned = join(root, 'tuned');
+  const f = cli('train', '--dataset', 'folder', '--data-dir', other, '--model', 'densenet-bc-tiny', '--weights', base, '--freeze', 'features', '--epochs', '3', '--lr', '0.1', '--batch', '16', '--out', tuned);
+  assert.is(f.code, 0, f.err + f.out);
+  assert.match(f.out, /fine-tuning from .*base\.safetensors: \d+ tensors loaded \(every layer but the classifier\); a new classifier for 2 classes/);
+  assert.match(f.out, /features frozen/);
+  const exported = await readSafetensors(base);
+  const ckpt = await readCheckpoint(join(tuned, 'last.ckpt'));
+  assert.equal(ckpt.header.classNames, ['boxy', 'round']);
+  assert.equal(ckpt.tensors.get('classifier.weight')!.length, 2 * exported.tensors.get('classifier.weight')!.shape[1], 'a 2-class head');
+  const conv = exported.tensors.get('features.conv0.weight')!;
+  const tunedConv = ckpt.tensors.get('features.conv0.weight')!;
+  assert.ok(Buffer.from(tunedConv.buffer, tunedConv.byteOffset, tunedConv.byteLength).equals(Buffer.from(conv.data.buffer, conv.data.byteOffset, conv.data.byteLength)), 'frozen features are the exported ones, bit for bit');
+  const e = cli('eval', '--checkpoint', join(tuned, 'last.ckpt'));
+  assert.is(e.code, 0, e.err);
+  const top = /20 images, top-1 accuracy (\d+\.\d+)%, top-5 accuracy 100\.00%/.exec(e.out);
+  assert.ok(top, e.out);
+  // The exported features already tell discs from squares: a new head alone separates them.
+  assert.ok(Number(top![1]) >= 90, `fine-tuned top-1 ${top![1]}%`);
+  const pictures = [join(other, 'val', 'round', 'disc-000.jpg'), join(other, 'val', 'boxy', 'square-001.png')];
+  const p = cli('predict', '--checkpoint', join(tuned, 'last.ckpt'), ...pictures);
+  assert.is(p.code, 0, p.err);
+  assert.match(p.out, /round\/disc-000\.jpg: round \d/);
+  assert.match(p.out, /boxy\/square-001\.png: boxy \d/);
+});
+
 test('--val-split trains on DIR/<class>/ and eval draws the same validation images again', async () => {
   const out = join(root, 'split-run');
   const r = cli('train', '--dataset', 'folder', '--data-dir', join(data(), 'train'), '--val-split', '0.25', '--model', 'densenet-bc-tiny',
@@ -123,6 +172,61 @@ test('bad folders are refused before any GPU work, naming the folder', async () 
   const c = cli('train', '--dataset', 'folder', '--data-dir', corrupt, '--val-split', '0.5', '--model', 'densenet-bc-tiny', '--batch', '4', '--epochs', '1', '--out', join(root, 'corrupt-run'));
   assert.is(c.code, 0, c.err);
   assert.match(c.out, /skipped 1 file .*:\n  .*corrupt\/disc\/damaged\.jpg: corrupt JPEG/);
+});
+
+test('bad input is refused by name, and nothing already saved is touched (even with --overwrite)', async () => {
+  // The trained run and its export, byte for byte.
+  const snapshot = async () => {
+    const files = new Map<string, Buffer>();
+    for (const name of (await readdir(run())).sort()) files.set(name, await readFile(join(run(), name)));
+    files.set('base.safetensors', await readFile(join(root, 'base.safetensors')));
+    return files;
+  };
+  const before = await snapshot();
+  const bad = join(root, 'bad');
+  const folder = async (name: string, make: (dir: string) => Promise<void>) => {
+    const dir = join(bad, name);
+    await writeShapeFolder(dir, 2, 30);
+    await make(dir);
+    return dir;
+  };
+  const noClasses = join(bad, 'no-classes');
+  await mkdir(noClasses, { recursive: true });
+  const emptyClass = await folder('empty-class', (d) => mkdir(join(d, 'void')));
+  const corruptOnly = await folder('corrupt-only', async (d) => {
+    await mkdir(join(d, 'broken'));
+    const damaged = Buffer.from(await readFile(join(d, 'disc', 'disc-000.jpg')));
+    damaged[3] = 0x02; // the marker after SOI becomes an unknown one
+    for (const name of ['one.jpg', 'two.jpg']) await writeFile(join(d, 'broken', name), damaged);
+  });
+  const textOnly = await folder('text-only', async (d) => {
+    await mkdir(join(d, 'notes'));
+    await writeFile(join(d, 'notes', 'readme.txt'), 'not an image');
+  });
+  const otherModel = join(root, 'other-model.json');
+  await writeFile(otherModel, JSON.stringify({ name: 'other-tiny', blocks: [2, 2, 2], growthRate: 6, initialFeatures: 8, bottleneck: true, inputShape: [3, 16, 16], classes: 3 }));
+  const trainFlags = (dir: string, ...extra: string[]) => ['train', '--dataset', 'folder', '--data-dir', dir, '--val-split', '0.5', '--model', 'densenet-bc-tiny', '--epochs', '1', '--batch', '2', '--out', run(), '--overwrite', ...extra];
+  const cases: [string[], RegExp][] = [
+    [trainFlags(noClasses), /folder .*bad\/no-classes has no class folders/],
+    [trainFlags(emptyClass), /class folder .*empty-class\/void has no images/],
+    [trainFlags(corruptOnly), /corrupt-only\/broken\/one\.jpg: corrupt JPEG[^]*no readable training image is left in class broken/],
+    [trainFlags(textOnly), /class folder .*text-only\/notes has no images/],
+    [[...trainFlags(join(data(), 'train')).filter((a) => a !== 'densenet-bc-tiny' && a !== '--model'), '--model', otherModel, '--weights', join(root, 'base.safetensors')],
+      /base\.safetensors.* do not fit model "other-tiny"[^]*shape mismatch features\.\S+: file \[\d+(, \d+)*\], model \[\d+(, \d+)*\]/],
+    [trainFlags(join(data(), 'train'), '--weights', join(root, 'base.safetensors'), '--freeze', 'classifier'), /unknown --freeze part "classifier": use one of none, features/],
+    [['export', '--checkpoint', join(run(), 'last.ckpt'), '--out', join(root, 'base.safetensors')], /export: --out .*base\.safetensors already exists/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(...args);
+    const said = r.out + r.err;
+    assert.ok(r.code === 1 || r.code === 2, `${args.join(' ')}: exit ${r.code}\n${said}`);
+    assert.match(said, message, `${args.join(" ")}\n${said}`);
+    assert.not.match(said, /\n\s+at /, `no stack trace: ${said}`);
+    assert.not.match(said, /adapter:/, `refused before any GPU work: ${args.join(' ')}`);
+    const after = await snapshot();
+    assert.equal([...after.keys()], [...before.keys()], `${args.join(' ')}: the run's files`);
+    for (const [name, bytes] of before) assert.ok(bytes.equals(after.get(name)!), `${args.join(' ')}: ${name} changed`);
+  }
 });
 
 test('an ImageNet-stem model streams its folder; ImageNet weights are evaluated on a wnid/class-named val folder', async () => {

@@ -5,7 +5,7 @@
 
 import { UsageError } from '../base/usage_error.js';
 import type { OptimizerConfig } from '../graph/ops/optimizer.js';
-import { checkStrategy } from '../models/densenet_graph.js';
+import { checkFreeze, checkStrategy } from '../models/densenet_graph.js';
 import type { MemoryStrategy } from './model.js';
 import { TrainingSession } from '../models/session.js';
 import { mix32, permutation, Rng, STREAM } from '../train/data/rng.js';
@@ -61,6 +61,12 @@ export interface TrainOptions {
   memory?: MemoryStrategy;
   /** Seed of the data order, augmentation and dropout (default 0). */
   seed?: number;
+  /**
+   * 'features': train only the classifier (fine-tuning a new head): the features run in eval mode
+   * (BN running statistics, no dropout) and get no gradients, optimizer state or saved activations.
+   * Default 'none'.
+   */
+  freeze?: 'none' | 'features';
   /** Stops after the current step; train() then resolves with status 'aborted' (the weights keep every step taken). */
   signal?: AbortSignal;
   onStep?: (info: StepInfo) => void;
@@ -111,6 +117,11 @@ function scheduleOf(name: TrainOptions['schedule']): LrSchedule {
   throw new UsageError(`train: schedule must be step, cosine or constant, got "${name}"`);
 }
 
+function freezeOf(part: unknown): 'none' | 'features' {
+  if (part === undefined) return 'none';
+  try { return checkFreeze(String(part)) as 'none' | 'features'; } catch (e) { throw new UsageError(`train: freeze: ${(e as Error).message.replace('--freeze part', 'part')}`); }
+}
+
 /** `data` as an ImageDataset: arrays are wrapped (normalized with their own statistics, or `like`'s). */
 export function asDataset(data: ImageDataset | ImageArrays, like?: ImageDataset): ImageDataset {
   if (typeof (data as ImageDataset).read === 'function') return data as ImageDataset;
@@ -134,13 +145,14 @@ export async function train(model: Model, data: ImageDataset | ImageArrays, opti
   const memory = checkStrategy(options.memory ?? model.memory);
   const optimizer = optimizerOf(options);
   const schedule = scheduleOf(options.schedule);
+  const freeze = freezeOf(options.freeze);
   const started = performance.now();
   state.gpu.arena.resetPeak();
   if (options.signal?.aborted) {
     return { status: 'aborted', epochs: [], steps: 0, seconds: 0, imagesPerSec: 0, peakGpuBytes: state.gpu.arena.peakBytes };
   }
 
-  const session = await TrainingSession.create(state.inner, { batch, memory, optimizer, seed });
+  const session = await TrainingSession.create(state.inner, { batch, memory, optimizer, seed, freeze });
   const history: EpochInfo[] = [];
   let trainSeconds = 0;
   let trainImages = 0;

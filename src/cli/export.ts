@@ -14,7 +14,8 @@ import { readSafetensors } from '../io/safetensors.js';
 import { configFromWeights, exportTorchvisionWeights, matchTorchvisionWeights } from '../io/torchvision.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
-import { asUsage, configFromFlag, IMAGENET_MEAN, IMAGENET_STD } from './imagenet.js';
+import { asUsage, configFromFlag, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEYS } from './imagenet.js';
+import { preprocessingOf } from '../train/preprocessing.js';
 
 export const EXPORT_FLAGS: FlagSpec[] = [
   { name: 'checkpoint', type: 'string', help: 'checkpoint written by train' },
@@ -25,8 +26,8 @@ export const EXPORT_FLAGS: FlagSpec[] = [
   { name: 'overwrite', type: 'boolean', help: 'replace an existing --out file' },
 ];
 
-/** Keys under which a safetensors export records the checkpoint's preprocessing, for a later `export --weights ... --out .onnx`. */
-const PREPROCESSING_KEYS = { mean: 'densenet_wgsl.mean', std: 'densenet_wgsl.std', classNames: 'densenet_wgsl.class_names' } as const;
+/** Keys under which a safetensors export records the checkpoint's preprocessing, for `predict --weights`, `features` and a later `export --weights ... --out .onnx`. */
+const PREPROCESSING_KEYS = METADATA_KEYS;
 
 const IMAGENET_PREPROCESSING_TEXT = 'torchvision ImageNet evaluation transform: RGB, resize the shorter side to 256/224 of the input size ' +
   '(bilinear, antialiased), centre crop to the input size, pixels / 255, then (x - mean) / std per channel';
@@ -71,8 +72,14 @@ export async function runExport(flags: ParsedFlags, log: (line: string) => void 
     const contents = await readCheckpoint(checkpoint);
     if (!onnx) {
       const { mean, std, classNames } = contents.header;
+      const config = contents.header.config as DenseNetConfig | undefined;
+      // The whole evaluation transform (the library's form: loadModel reads it too), so that
+      // `predict --weights` prepares images as training did; mean/std alone for older readers.
+      const recorded = config && typeof config === 'object' && Array.isArray(config.inputShape) ? preprocessingOf(contents.header, config) : undefined;
       const metadata: Record<string, string> = numberList(mean) && numberList(std) ? {
         [PREPROCESSING_KEYS.mean]: JSON.stringify(mean), [PREPROCESSING_KEYS.std]: JSON.stringify(std),
+        ...(recorded && numberList(recorded.mean) && numberList(recorded.std) ? { [PREPROCESSING_KEYS.preprocessing]: JSON.stringify({
+          mean: recorded.mean, std: recorded.std, resize: recorded.resize === 'shorter-crop' ? 'center-crop' : 'resize' }) } : {}),
         ...(stringList(classNames) ? { [PREPROCESSING_KEYS.classNames]: JSON.stringify(classNames) } : {}),
       } : {};
       const report = await asUsage('export', () => exportTorchvisionWeights({ ...contents, name: checkpoint }, out, { metadata }));

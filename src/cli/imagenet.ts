@@ -5,7 +5,9 @@
 //
 // Preprocessing is torchvision's ImageNet evaluation transform: RGB, resize the shorter side to 256
 // (antialiased bilinear, as PIL), centre-crop 224, normalize with the ImageNet mean and std. For
-// models with another input size the resize keeps the 256/224 ratio.
+// models with another input size the resize keeps the 256/224 ratio. Weights written by
+// `export --checkpoint` (or the library's saveWeights) record the preprocessing and class names
+// their model was trained with in the safetensors metadata: those are used instead.
 
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -15,7 +17,7 @@ import type { MemoryReport } from '../gpu/arena.js';
 import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
-import { decodeImageFile } from '../train/images.js';
+import { decodeImageFile, toModelInput } from '../train/images.js';
 import { imagenetInput } from '../train/preprocessing.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
@@ -28,6 +30,49 @@ import { runPredict } from './checkpoint_model.js';
 
 // The transform lives in src/train/preprocessing.ts (eval, folder datasets and the library API use it too); re-exported for this file's users.
 export { IMAGENET_MEAN, IMAGENET_STD, imagenetInput } from '../train/preprocessing.js';
+
+/** safetensors metadata keys under which `export --checkpoint` and the library's saveWeights record a model's preprocessing and classes. */
+export const METADATA_KEYS = {
+  preprocessing: 'densenet_wgsl.preprocessing', mean: 'densenet_wgsl.mean', std: 'densenet_wgsl.std', classNames: 'densenet_wgsl.class_names',
+} as const;
+
+/** How a file becomes model input: per-channel mean/std, and 'center-crop' (torchvision's evaluation transform) or 'resize' (straight to H×W). */
+export interface FilePreprocessing { mean: number[]; std: number[]; resize: 'center-crop' | 'resize' }
+
+const parseMetadata = (metadata: Record<string, string>, key: string): unknown => {
+  try { return metadata[key] === undefined ? undefined : JSON.parse(metadata[key]); } catch { return undefined; }
+};
+const isNumbers = (v: unknown, n: number): v is number[] => Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+
+/**
+ * The preprocessing recorded in a safetensors file's metadata for `config`'s input, or undefined
+ * (torchvision's own weights: ImageNet's). Older exports recorded mean and std alone: their models
+ * were trained on images resized straight to the input size.
+ */
+export function recordedPreprocessing(metadata: Record<string, string>, config: DenseNetConfig): FilePreprocessing | undefined {
+  const c = config.inputShape[0];
+  const full = parseMetadata(metadata, METADATA_KEYS.preprocessing) as Partial<FilePreprocessing> | undefined;
+  if (full && isNumbers(full.mean, c) && isNumbers(full.std, c) && full.std.every((v) => v > 0) && (full.resize === 'center-crop' || full.resize === 'resize')) {
+    return { mean: full.mean, std: full.std, resize: full.resize };
+  }
+  const mean = parseMetadata(metadata, METADATA_KEYS.mean);
+  const std = parseMetadata(metadata, METADATA_KEYS.std);
+  if (isNumbers(mean, c) && isNumbers(std, c) && std.every((v) => v > 0)) return { mean, std, resize: 'resize' };
+  return undefined;
+}
+
+/** Class names recorded in the metadata when they fit `classes`. */
+export function recordedClassNames(metadata: Record<string, string>, classes: number | null): string[] | undefined {
+  const names = parseMetadata(metadata, METADATA_KEYS.classNames);
+  return Array.isArray(names) && names.length === classes && names.every((n) => typeof n === 'string') ? names : undefined;
+}
+
+/** One decoded image as model input (planar, normalized) by `p`; ImageNet's transform when `p` is undefined. */
+function fileInput(image: Parameters<typeof imagenetInput>[0], shape: readonly [number, number, number], p: FilePreprocessing | undefined): Float32Array {
+  if (!p || p.resize === 'center-crop') return imagenetInput(image, shape, p);
+  const [c, h, w] = shape;
+  return toModelInput(image, { channels: c, height: h, width: w, mean: p.mean, std: p.std });
+}
 
 export interface RunStats {
   images: number;
@@ -53,6 +98,8 @@ export interface ImagenetRunOptions {
   files: string[];
   /** Images per GPU run (default 8; never more than the number of files). */
   batch?: number;
+  /** How files become input (default ImageNet's evaluation transform). */
+  preprocessing?: FilePreprocessing;
   memory?: 'naive' | 'shared' | 'recompute' | 'fused';
 }
 
@@ -73,7 +120,7 @@ async function runModel(o: ImagenetRunOptions, onBatch: (output: Float32Array, f
     for (let first = 0; first < o.files.length; first += batch) {
       const count = Math.min(batch, o.files.length - first);
       const input = new Float32Array(batch * perImage); // a short last batch is padded with zeros (BN uses running statistics: rows are independent)
-      for (let i = 0; i < count; i++) input.set(imagenetInput(await decodeImageFile(o.files[first + i]), o.config.inputShape), i * perImage);
+      for (let i = 0; i < count; i++) input.set(fileInput(await decodeImageFile(o.files[first + i]), o.config.inputShape, o.preprocessing), i * perImage);
       const t0 = performance.now();
       const output = await session.run(input);
       modelMs += performance.now() - t0;
@@ -198,6 +245,12 @@ function statsLine(s: RunStats): string {
     (converted ? `; weights converted to float32: ${converted}` : '');
 }
 
+function preprocessingLine(weights: string, p: FilePreprocessing, classNames: string[] | undefined): string {
+  const fmt = (v: number[]) => `[${v.map((x) => x.toFixed(4)).join(', ')}]`;
+  return `preprocessing recorded in ${weights}: ${p.resize === 'center-crop' ? 'resize the shorter side and centre-crop' : 'resize to the input size'}, ` +
+    `mean ${fmt(p.mean)}, std ${fmt(p.std)}${classNames ? `; classes ${classNames.join(', ')}` : ''}`;
+}
+
 /**
  * Runs `f` on `device` if given (left open), else on a device opened from the adapter flags (with
  * the tuning table; --tune tunes `config`'s inference graph at the batch used) and closed after.
@@ -216,7 +269,10 @@ export async function runImagenetPredict(flags: ParsedFlags, files: string[], lo
   const { config, contents, weights } = await modelAndWeights(flags, 'predict');
   await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} (input [${config.inputShape.join(', ')}], ${config.classes} classes) with ${weights}`);
-    const { predictions, stats } = await asUsage('predict', () => predictImagenet({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number, top }));
+    const preprocessing = recordedPreprocessing(contents.metadata, config);
+    const classNames = recordedClassNames(contents.metadata, config.classes);
+    if (preprocessing) log(preprocessingLine(weights, preprocessing, classNames));
+    const { predictions, stats } = await asUsage('predict', () => predictImagenet({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number, top, preprocessing, classNames }));
     for (const p of predictions) log(`${p.file}: ${p.top.map((t) => `${t.name} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     log(statsLine(stats));
   });
@@ -231,7 +287,9 @@ export async function runFeatures(flags: ParsedFlags, files: string[], log: (lin
   const { config, contents, weights } = await modelAndWeights(flags, 'features');
   await withGpu(flags, device, config, files.length, async (gpu) => {
     log(`${formatAdapter(gpu.adapter)}\nmodel ${config.name} as a feature extractor with ${weights}`);
-    const { features, dims, stats } = await asUsage('features', () => extractImagenetFeatures({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number }));
+    const preprocessing = recordedPreprocessing(contents.metadata, config);
+    if (preprocessing) log(preprocessingLine(weights, preprocessing, undefined));
+    const { features, dims, stats } = await asUsage('features', () => extractImagenetFeatures({ gpu, config, weights: contents, weightsName: weights, files, batch: flags.batch as number, preprocessing }));
     if (kind === '.npy') {
       await writeFileAtomic(out, [encodeNpyFloat32(features, [files.length, dims])]);
       log(`wrote ${out}: float32 (${files.length}, ${dims}); row i is image i in the order given:`);

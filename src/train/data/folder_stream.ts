@@ -31,8 +31,8 @@ function labelsHash(labels: Uint32Array): number {
   return h >>> 0;
 }
 
-/** Decodes and transforms `paths` into `out` (planar, normalized): image i at i·C·H·W. */
-async function fill(paths: string[], out: Float32Array, p: Preprocessing, rngOf: ((i: number) => Rng) | undefined): Promise<void> {
+/** Decodes and transforms `paths` into `out` (planar, normalized): image i at i·C·H·W; `rngOf(i)` draws image i's RandomResizedCrop + flip. */
+export async function decodeBatchInto(paths: string[], out: Float32Array, p: Preprocessing, rngOf: ((i: number) => Rng) | undefined): Promise<void> {
   const plane = p.inputShape[0] * p.inputShape[1] * p.inputShape[2];
   await mapConcurrent(paths, IN_FLIGHT, async (path, i) => {
     let image;
@@ -104,7 +104,7 @@ export class FolderBatchStream {
     }
     const random = this.options.augment && this.options.preprocessing.augment === 'random-resized-crop';
     const rngOf = random ? (i: number) => new Rng(mix32(STREAM.augment, seed, epoch, batchIndex, i)) : undefined;
-    return fill(paths, images, this.options.preprocessing, rngOf).then(() => ({
+    return decodeBatchInto(paths, images, this.options.preprocessing, rngOf).then(() => ({
       images: images.subarray(0, count * this.plane), labels: labels.subarray(0, count), count, epoch, indexInEpoch: batchIndex,
     }));
   }
