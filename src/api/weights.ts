@@ -9,7 +9,7 @@ import { extname } from 'node:path';
 import { UsageError } from '../base/usage_error.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { readSafetensors, type SafetensorsContents } from '../io/safetensors.js';
-import { configFromWeights, exportTorchvisionWeights, matchTorchvisionWeights, type LoadReport } from '../io/torchvision.js';
+import { configFromWeights, exportTorchvisionWeights, matchTorchvisionWeights } from '../io/torchvision.js';
 import { validateConfig, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { readCheckpoint, readCheckpointHeader } from '../train/checkpoint.js';
@@ -19,8 +19,23 @@ import { gpuOf, modelState } from './internal.js';
 import { resolveConfig, type Model, type ModelOptions, type ModelSpec, type Preprocessing } from './model.js';
 import { defaultPreprocessing, wrapModel } from './model_handle.js';
 
-/** What loadWeights() loaded: the torchvision loader's report (skipped: num_batches_tracked, and the classifier with skipClassifier). */
-export type { LoadReport };
+/**
+ * What loadWeights() loaded. The same fields as io/torchvision.ts's report, declared again on purpose:
+ * the package's declarations must not reach engine internals (test/package.test.ts type-checks them).
+ */
+export interface LoadReport {
+  file: string;
+  /** Tensors written to the model. */
+  loaded: number;
+  /** Old-style torchvision keys renamed (`norm.1` → `norm1`), and whether a DataParallel `module.` prefix was removed. */
+  renamed: number;
+  strippedModulePrefix: boolean;
+  /** File tensors not loaded: num_batches_tracked, and the classifier with skipClassifier. */
+  skipped: string[];
+  /** Tensors converted to float32, by their stored dtype (F16, BF16, F64). */
+  converted: Record<string, number>;
+  metadata: Record<string, string>;
+}
 
 const CLASS_NAMES_KEY = 'densenet_wgsl.class_names';
 const PREPROCESSING_KEY = 'densenet_wgsl.preprocessing';
