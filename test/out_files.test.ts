@@ -1,4 +1,4 @@
-// The user's files in export, features and predict (no GPU needed): an existing --out file is
+// The user's files in export, features, predict and bench --json/--svg (no GPU needed): an existing --out file is
 // never replaced without --overwrite and the refusal says what the file holds, an extension that
 // does not match the format and a missing directory are refused before any work, and a checkpoint
 // given as --weights (or safetensors as --checkpoint) is pointed to the right flag.
@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError, type ParsedFlags } from '../src/cli/args.js';
+import { BENCH_COMMANDS } from '../src/cli/bench_commands.js';
 import { fileKind } from '../src/cli/files.js';
 import { runExport } from '../src/cli/export.js';
 import { runFeatures, runPredictDispatch } from '../src/cli/imagenet.js';
@@ -118,6 +119,19 @@ test('predict: a checkpoint given as --weights says --checkpoint, safetensors gi
     `${checkpoint} is a densenet-wgsl training checkpoint, not what --weights takes; give it with --checkpoint`);
   await refused(runPredictDispatch({ ...flags, checkpoint: weights }, ['x.png'], new Set(['checkpoint'])),
     `${weights} is a safetensors file, not what --checkpoint takes; give it with --weights`);
+});
+
+test('bench --json and --svg: an existing file is refused before any measurement unless --overwrite, and a wrong extension is named', async () => {
+  const json = join(dir, 'rows.json');
+  await writeFile(json, '{"rows": "measured yesterday"}\n');
+  const before = await bytesOf(json);
+  for (const name of ['bench ops', 'bench train', 'bench memory', 'bench inference'] as const) {
+    await refused(BENCH_COMMANDS[name].run({ json }), `${name}: --json ${json} already exists`, 'give --overwrite to replace it, or another --json');
+    assert.ok(BENCH_COMMANDS[name].flags.some((f) => f.name === 'overwrite'), `${name} lists --overwrite`);
+  }
+  assert.equal(await bytesOf(json), before, 'the existing file is untouched');
+  await refused(BENCH_COMMANDS['bench memory'].run({ svg: join(dir, 'plot.png') }), '--svg', 'must end in .svg');
+  await refused(BENCH_COMMANDS['bench ops'].run({ json: join(dir, 'no-such-dir', 'rows.json') }), 'no-such-dir');
 });
 
 test.run();

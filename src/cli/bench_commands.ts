@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BenchCommand, BenchEntry } from '../base/bench_entry.js';
 import { ADAPTER_FLAGS, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
+import { checkOutFile } from './files.js';
 import { TUNE_FLAGS, tunedAdapterOptions, tuneTarget } from './tune.js';
 
 /** dist/bench.js beside this bundle (dist/cli.js). */
@@ -19,6 +20,13 @@ async function loadBench(): Promise<BenchEntry> {
 }
 
 const JSON_FLAG: FlagSpec = { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' };
+const OVERWRITE_FLAG: FlagSpec = { name: 'overwrite', type: 'boolean', help: 'replace an existing --json (or --svg) file' };
+
+/** Files a bench command writes when it ends, checked before it starts: minutes of measurement must not end in a refusal, nor replace a file silently. */
+const OUT_FILES: { flag: string; extensions: string[]; format: string }[] = [
+  { flag: 'json', extensions: ['.json'], format: 'JSON' },
+  { flag: 'svg', extensions: ['.svg'], format: 'an SVG plot' },
+];
 const TFJS_CAP_FLAG: FlagSpec = { name: 'tfjs-memory-cap', type: 'number', help: "GB cap on tfjs-webgpu's buffer pool (default half the free memory on a software adapter)" };
 
 const BENCH_FLAGS: Record<BenchCommand, { summary: string; flags: FlagSpec[] }> = {
@@ -76,8 +84,12 @@ function benchTuneTargets(name: string, flags: ParsedFlags) {
 /** The CLI's command table entries `bench ops`, `bench train`, `bench memory`, `bench inference`. */
 export const BENCH_COMMANDS = Object.fromEntries(Object.entries(BENCH_FLAGS).map(([name, c]) => [`bench ${name}`, {
   summary: c.summary,
-  flags: [...ADAPTER_FLAGS, ...TUNE_FLAGS, ...c.flags],
+  flags: [...ADAPTER_FLAGS, ...TUNE_FLAGS, ...c.flags, OVERWRITE_FLAG],
   run: async (flags: Record<string, unknown>) => {
+    for (const o of OUT_FILES) {
+      const path = flags[o.flag];
+      if (typeof path === 'string') await checkOutFile(`bench ${name}`, path, { ...o, overwrite: flags.overwrite === true });
+    }
     const bench = await loadBench();
     await bench.runBenchCommand(name as BenchCommand, flags as ParsedFlags, {
       device: tunedAdapterOptions(flags as ParsedFlags, () => benchTuneTargets(name, flags as ParsedFlags)), commandLine: `densenet-wgsl ${process.argv.slice(2).join(' ')}`,
