@@ -19,6 +19,7 @@ import { InferenceSession } from '../src/models/session.js';
 import { createOrtInference, type OrtInferenceModel } from './ort_inference.js';
 import { createTfjsInference, type TfjsInferenceModel } from './tfjs_inference.js';
 import { dawnVersion, openTfjsOnGpu, type TfjsOnGpu } from './tfjs_webgpu.js';
+import { maxRelativeError } from './rel_diff.js';
 
 export interface InferenceBenchmarkOptions {
   /** Also write the rows as a JSON array to this file. */
@@ -81,18 +82,6 @@ function randomImages(n: number, seed: number): Float32Array {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return (s / 2 ** 32) * 4 - 2;
   });
-}
-
-function maxRelDiff(ours: Float32Array, theirs: Float32Array): number {
-  if (ours.length !== theirs.length) return Infinity;
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < theirs.length; i++) {
-    scale = Math.max(scale, Math.abs(theirs[i]));
-    const d = Math.abs(ours[i] - theirs[i]);
-    diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
-  }
-  return scale > 0 ? diff / scale : diff;
 }
 
 /**
@@ -252,8 +241,8 @@ export async function runInferenceBenchmark(options: InferenceBenchmarkOptions =
       }
       if (row.oursMs !== null && row.tfjsMs !== null) row.ratio = row.tfjsMs / row.oursMs;
       if (row.oursMs !== null && row.ortMs !== null) row.ortRatio = row.ortMs / row.oursMs;
-      if (oursOut && tfjsOut) row.maxRelDiff = maxRelDiff(oursOut, tfjsOut);
-      if (oursOut && ortOut) row.ortMaxRelDiff = maxRelDiff(oursOut, ortOut);
+      if (oursOut && tfjsOut) row.maxRelDiff = maxRelativeError(oursOut, tfjsOut);
+      if (oursOut && ortOut) row.ortMaxRelDiff = maxRelativeError(oursOut, ortOut);
       rows.push(row);
     }
   } finally {

@@ -14,6 +14,7 @@ import { formatOpsTable, type OpsRow, type TimingMethod } from './ops_report.js'
 import { describeCase, OP_NAMES, opCases, PASS_NAMES, workOf, type OpCase, type OpName, type PassName, type Scale } from './ops_spec.js';
 import { prepareTfjs } from './tfjs_ops.js';
 import { dawnVersion, openTfjsOnGpu, type TfjsOnGpu } from './tfjs_webgpu.js';
+import { maxRelativeError } from './rel_diff.js';
 
 export { formatOpsTable, type OpsRow } from './ops_report.js';
 export { OP_NAMES, type OpName, type PassName } from './ops_spec.js';
@@ -55,15 +56,8 @@ function maxRelDiff(ours: Record<string, Float32Array>, tfjs: Record<string, Flo
   let worst = 0;
   for (const [name, expected] of Object.entries(tfjs)) {
     const actual = ours[name];
-    if (!actual || actual.length !== expected.length) return Infinity;
-    let scale = 0;
-    let diff = 0;
-    for (let i = 0; i < expected.length; i++) {
-      scale = Math.max(scale, Math.abs(expected[i]));
-      const d = Math.abs(actual[i] - expected[i]);
-      diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
-    }
-    worst = Math.max(worst, scale > 0 ? diff / scale : diff);
+    if (!actual) return Infinity;
+    worst = Math.max(worst, maxRelativeError(actual, expected));
   }
   return worst;
 }
