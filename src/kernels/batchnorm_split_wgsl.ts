@@ -5,44 +5,10 @@
 // combines them. Partials live at workspace[workspaceOffset + 2·(c·chunks + k) + {0, 1}].
 
 import { maskedGradient } from './batchnorm_wgsl.js';
+import { workgroupReduce } from './reduction_wgsl.js';
 
-/**
- * `fn name(v: T, lid: u32) -> T`: the sum of v over the workgroup, returned to every invocation
- * (call it in uniform control flow). Without subgroups, a tree in workgroup memory (log2(WG_X)
- * barriers). With them, subgroupAdd inside each subgroup, then each subgroup's first lane writes
- * its sum to a slot (other lanes write 0) and, after one barrier, every subgroup adds all slots,
- * lanes striding over them: two barriers in all, and no assumption on which invocations form a
- * subgroup or on its size (the lane index is subgroupExclusiveAdd(1), the size subgroupAdd(1)).
- * Each call owns its slots, so calls need no barrier between them.
- */
-export function workgroupTotal(name: string, type: 'f32' | 'vec2<f32>', subgroups: boolean): string {
-  const slots = `${name}Slots`;
-  if (!subgroups) {
-    return `
-var<workgroup> ${slots}: array<${type}, WG_X>;
-fn ${name}(v: ${type}, lid: u32) -> ${type} {
-  ${slots}[lid] = v;
-  for (var stride = WG_X / 2u; stride > 0u; stride = stride / 2u) {
-    workgroupBarrier();
-    if (lid < stride) { ${slots}[lid] += ${slots}[lid + stride]; }
-  }
-  workgroupBarrier();
-  return ${slots}[0];
-}`;
-  }
-  return `
-var<workgroup> ${slots}: array<${type}, WG_X>;
-fn ${name}(v: ${type}, lid: u32) -> ${type} {
-  let sum = subgroupAdd(v);
-  let lane = subgroupExclusiveAdd(1u);
-  let size = subgroupAdd(1u);
-  ${slots}[lid] = select(${type}(0.0), sum, lane == 0u);
-  workgroupBarrier();
-  var part = ${type}(0.0);
-  for (var j = lane; j < WG_X; j += size) { part += ${slots}[j]; }
-  return subgroupAdd(part);
-}`;
-}
+/** `fn name(v: T, lid: u32) -> T`: the sum of v over the workgroup, returned to every invocation (reduction_wgsl.ts). */
+const workgroupTotal = (name: string, type: 'f32' | 'vec2<f32>', subgroups: boolean) => workgroupReduce(name, type, 'add', subgroups);
 
 /** The chunk this workgroup reduces: channel c, chunk k, its first value `start` and its length n (≥ 1). */
 const chunkHead = /* wgsl */ `

@@ -1,10 +1,11 @@
 // WGSL reductions shared by the GPU-class kernels (softmax cross-entropy by rows, global average
-// pool): a whole-workgroup reduction and a segmented one (several independent sums per workgroup),
+// pool, batch norm's split reduction): a whole-workgroup reduction and a segmented one (several independent sums per workgroup),
 // each with a subgroup version and a barrier-tree version. The subgroup versions assume nothing
 // about which invocations form a subgroup or its size, so they are correct on any adapter.
 
 export type ReduceOp = 'add' | 'max' | 'min';
-export type ReduceType = 'f32' | 'u32';
+/** vec2<f32> reduces componentwise (batch norm sums two quantities at once). */
+export type ReduceType = 'f32' | 'u32' | 'vec2<f32>';
 
 const combine = (op: ReduceOp, a: string, b: string) => (op === 'add' ? `${a} + ${b}` : `${op}(${a}, ${b})`);
 const subgroupFn = (op: ReduceOp) => ({ add: 'subgroupAdd', max: 'subgroupMax', min: 'subgroupMin' })[op];
