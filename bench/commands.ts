@@ -88,6 +88,19 @@ async function inference(flags: Flags, context: BenchContext): Promise<void> {
   });
 }
 
-const COMMANDS = { ops, train, memory, inference };
+async function profile(flags: Flags, context: BenchContext): Promise<void> {
+  const mode = flags.mode;
+  if (mode !== 'train' && mode !== 'inference') throw new UsageError(`bench profile: --mode must be train or inference, got "${mode}"`);
+  const strategy = flags.memory as MemoryStrategy;
+  if (!MEMORY_STRATEGIES.includes(strategy)) throw new UsageError(`bench profile: --memory must be one of ${MEMORY_STRATEGIES.join(', ')}, got "${strategy}"`);
+  const batch = wholeNumber('profile', 'batch', flags.batch, mode === 'train' ? 2 : 1);
+  const steps = wholeNumber('profile', 'steps', flags.steps, 1);
+  const top = wholeNumber('profile', 'top', flags.top, 1);
+  const model = presets('profile', [String(flags.model)])![0];
+  const { runProfile } = await import('./profile.js');
+  await runProfile({ model, batch, mode, memory: strategy, steps, top, json: flags.json as string | undefined, command: context.commandLine, device: context.device });
+}
+
+const COMMANDS = { ops, train, memory, inference, profile };
 
 export const runBenchCommand: BenchEntry['runBenchCommand'] = (command, flags, context) => COMMANDS[command](flags, context);

@@ -176,6 +176,24 @@ test('a pack under 64 MiB that unpacks, finds the adapter and refuses one that i
   assert.ok(existsSync(join(tools, 'app', 'node_modules', 'webgpu', 'dist', 'linux-x64', 'dawn.node')));
   assert.ok(existsSync(join(out, 'run.log')));
   if (has('python3')) assert.match(readFileSync(join(out, 'table.md'), 'utf8'), 'logits oracle: not run');
+
+  // The profile step as it runs there, on tiny models: both profiles written and summed up in the table.
+  const profiled = join(dir, 'out-profile');
+  const withProfile = run('bash', ['bench/gpu/run.sh'], {
+    ...env, OUT: profiled, GPU_STEPS: 'unpack,info,profile,report', GPU_ALLOW_SOFTWARE: '1',
+    GPU_PROFILE_TRAIN: '--model densenet-bc-tiny --batch 4', GPU_PROFILE_INFERENCE: '--model densenet-bc-tiny --batch 2',
+  });
+  assert.is(withProfile.status, 0, output(withProfile));
+  for (const [file, mode, batch] of [['profile_train.json', 'train', 4], ['profile_inference.json', 'inference', 2]] as const) {
+    const header = JSON.parse(readFileSync(join(profiled, file), 'utf8')).header;
+    assert.equal([header.model, header.mode, header.batch], ['densenet-bc-tiny', mode, batch], file);
+  }
+  if (has('python3')) {
+    const table = readFileSync(join(profiled, 'table.md'), 'utf8');
+    assert.match(table, "## where our train step's GPU time goes (bench profile)");
+    assert.match(table, /\| denseblock\.denselayer\.conv2[^|]* \| 6 \|/, table);
+    assert.match(table, 'densenet-bc-tiny, batch 2, inference');
+  }
 });
 
 // A small imagenet-stem DenseNet-BC, as test/torchvision.test.ts, with weights that look trained.

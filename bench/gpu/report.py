@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The GPU harness's one table: images/s of ours (each memory strategy), PyTorch (eager with its
 defaults, eager in strict float32, torch.compile) and tfjs-webgpu on the same card, with ours'
-ratios, from the JSON files run.sh collects. Any file may be missing or hold errors (a step that
+ratios, from the JSON files run.sh collects, then where our step's GPU time goes (the `bench
+profile` files: the slowest layer roles). Any file may be missing or hold errors (a step that
 failed): its cells read "—". Writes markdown (--md) and the merged numbers (--json); prints the
 markdown. Needs only the standard library.
 """
@@ -63,6 +64,21 @@ def build(train, inference, eager, compiled, logits, train_model="densenet-bc-10
             "sections": sections, "logits": logits}
 
 
+def profile_lines(doc, rows=8):
+    """The profile's summary line and its slowest layer roles, or a line saying it did not run."""
+    h = (doc or {}).get("header")
+    if not h:
+        return ["not run (see run.log)"]
+    num = lambda v, d=1: "—" if v is None else f"{v:,.{d}f}"  # noqa: E731
+    lines = [f"{h['model']}, batch {h['batch']}, {h['mode']}, memory {h['memory']}, {h['kernels']} kernels, {h['launches']} launches: "
+             f"wall {num(h.get('wallMs'))} ms, GPU {num(h.get('gpuStepMs'))} ms per step "
+             f"({num(h['gflopPerStep'] / (h['gpuStepMs'] / 1000) if h.get('gpuStepMs') else None)} GFLOP/s), launches one by one {num(h.get('launchSumMs'))} ms",
+             "", "| layer role | launches | ms/step | share | GFLOP/s | GB/s |", "|---|---|---|---|---|---|"]
+    for g in doc.get("byRole", [])[:rows]:
+        lines.append(f"| {g['name']} | {g['launches']} | {num(g['ms'], 2)} | {100 * g['share']:.1f}% | {num(g.get('gflops'))} | {num(g.get('gbps'))} |")
+    return lines
+
+
 def markdown(merged):
     names = ["PyTorch eager", "PyTorch eager fp32", "PyTorch compile", "tfjs-webgpu"]
     a = merged["adapter"]
@@ -85,12 +101,15 @@ def markdown(merged):
                      f"relative {o.get('max_rel')}, top-1 agree {o.get('top1_agree')}/{o.get('images')}: {'PASS' if lg.get('pass') else 'FAIL'} (tolerance {lg.get('tolerance')})")
     else:
         lines.append("logits oracle: not run (see run.log)")
+    for kind in ("train", "inference"):
+        if kind in merged.get("profiles", {}):
+            lines += ["", f"## where our {kind} step's GPU time goes (bench profile)", "", *profile_lines(merged["profiles"][kind])]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    for name in ["train", "inference", "torch-eager", "torch-compile", "logits"]:
+    for name in ["train", "inference", "torch-eager", "torch-compile", "logits", "profile-train", "profile-inference"]:
         p.add_argument(f"--{name}")
     p.add_argument("--info", help="output of `densenet-wgsl info` (its adapter line heads the table when train.json is missing)")
     p.add_argument("--train-model", default="densenet-bc-100-12")
@@ -99,6 +118,12 @@ def main(argv=None):
     p.add_argument("--json", required=True)
     a = p.parse_args(argv)
     merged = build(load(a.train), load(a.inference), load(a.torch_eager), load(a.torch_compile), load(a.logits), a.train_model, a.train_batch)
+    # Only the summaries: the per-op rows stay in the profile files.
+    merged["profiles"] = {}
+    for kind, path in (("train", a.profile_train), ("inference", a.profile_inference)):
+        if path:
+            d = load(path)
+            merged["profiles"][kind] = {key: d.get(key) for key in ("header", "byPhase", "byRole")} if isinstance(d, dict) else d
     if not merged["adapter"] and a.info and os.path.exists(a.info):
         with open(a.info) as f:
             fields = dict(l.strip().split(": ", 1) for l in f if l.strip().startswith(("adapter: ", "backend: ")))

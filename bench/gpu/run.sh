@@ -7,15 +7,19 @@
 # (compare_logits.py), and prints one table (report.py). Steps in order, each under a time limit
 # cut to what is left of the whole run's (default 480 s: 8 minutes, inside a 10-minute slot):
 #   unpack 30 s · info 60 s · torch (eager, oracle files) 150 s · logits 120 s · train 270 s ·
-#   inference 150 s · compile (torch.compile, whatever time is left) · report
+#   inference 150 s · profile 120 s · compile (torch.compile, whatever time is left) · report
+# The profile step runs `bench profile` (per-kernel GPU times, bench/profile.ts) on a BC-100-12
+# batch-64 training step and a DenseNet-121 batch-32 inference: where the time goes on that card.
 # A failed or timed-out step is logged and the run goes on; the table shows "—" for what is missing.
 # Sizes (stated): bench train 20 timed steps after one warm-up per strategy (budget 45 s per
 # configuration); bench inference 10 reps after 2 warm-ups; PyTorch 30 training steps after 5
 # warm-ups, 20 inference reps after 3; the oracle 4 images 224×224.
 # Output: $OUT if set (the device tool returns it), else ./gpu-results/UTC-TIME/: run.log, table.md,
-# results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json.
+# results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json,
+# profile_train.json, profile_inference.json.
 # Environment: GPU_PACK (default .gpu), GPU_TOOLS (unpack here; default /tmp/densenet-wgsl-gpu),
-# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_ALLOW_SOFTWARE=1 (accept a
+# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_PROFILE_TRAIN and
+# GPU_PROFILE_INFERENCE (the profiles' --model/--batch flags; the tests profile tiny models), GPU_ALLOW_SOFTWARE=1 (accept a
 # software adapter: for trying the harness without a GPU), GPU_NODE (use this node, not the packed one),
 # DENSENET_WGSL_BACKEND (default vulkan).
 # Through this workplace's device tool: run(command="bash bench/gpu/run.sh", carry=[".gpu"], timeout_s=600)
@@ -29,7 +33,7 @@ TOOLS=${GPU_TOOLS:-/tmp/densenet-wgsl-gpu}
 # Each run without $OUT gets its own folder: an earlier run's files are neither replaced nor mixed in.
 RESULTS=${OUT:-$REPO/gpu-results/$(date -u +%Y%m%d-%H%M%S)}
 WORK=$TOOLS/work
-STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,compile,report}
+STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,profile,compile,report}
 DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-480}))
 export DENSENET_WGSL_BACKEND=${DENSENET_WGSL_BACKEND:-vulkan}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
@@ -134,13 +138,21 @@ fi
 if [ $ok = 1 ] && wants inference; then
   step inference 150 "$NODE" "$APP/dist/cli.js" bench inference --batches 1,32 --reps 10 --warmup 2 --memory fused --json "$RESULTS/inference.json"
 fi
+if [ $ok = 1 ] && wants profile; then
+  # Each profile: a warm-up step, then 3 × (plain, timestamped whole, timestamped launch by launch).
+  step profile 60 "$NODE" "$APP/dist/cli.js" bench profile ${GPU_PROFILE_TRAIN:---model densenet-bc-100-12 --batch 64} --mode train --memory fused \
+    --steps 3 --top 20 --json "$RESULTS/profile_train.json"
+  step profile 60 "$NODE" "$APP/dist/cli.js" bench profile ${GPU_PROFILE_INFERENCE:---model densenet121 --batch 32} --mode inference --memory fused \
+    --steps 3 --top 20 --json "$RESULTS/profile_inference.json"
+fi
 if wants compile; then
   step compile 600 python3 $T/torch_bench.py --mode compile --out "$RESULTS/torch_compile.json" --train-steps 20 --infer-reps 10
 fi
 if wants report; then
   echo
   python3 $T/report.py --train "$RESULTS/train.json" --inference "$RESULTS/inference.json" --torch-eager "$RESULTS/torch_eager.json" \
-    --torch-compile "$RESULTS/torch_compile.json" --logits "$RESULTS/logits.json" --info "$WORK/info.txt" --md "$RESULTS/table.md" --json "$RESULTS/results.json"
+    --torch-compile "$RESULTS/torch_compile.json" --logits "$RESULTS/logits.json" --info "$WORK/info.txt" --md "$RESULTS/table.md" --json "$RESULTS/results.json" \
+    --profile-train "$RESULTS/profile_train.json" --profile-inference "$RESULTS/profile_inference.json"
 fi
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then echo "run.sh: done in $SECONDS s; did not complete: ${FAILED[*]}"; exit 1; fi

@@ -2,7 +2,7 @@
 // bench/commands.ts): the CLI parses a `bench ...` command's flags, loads that bundle by path at run
 // time (so the CLI bundle carries no benchmark code) and calls runBenchCommand.
 
-export type BenchCommand = 'ops' | 'train' | 'memory' | 'inference';
+export type BenchCommand = 'ops' | 'train' | 'memory' | 'inference' | 'profile';
 
 export interface BenchContext {
   /** Which adapter to open (the CLI's --backend, --adapter, --power). */

@@ -67,9 +67,19 @@ const BENCH_FLAGS: Record<BenchCommand, { summary: string; flags: FlagSpec[] }> 
       { name: 'ours-only', type: 'boolean', help: 'skip TensorFlow.js and ONNX Runtime' },
       { name: 'no-ort', type: 'boolean', help: 'skip ONNX Runtime (CPU execution provider, all cores)' }],
   },
+  profile: {
+    summary: "where one step's GPU time goes on this adapter: per-kernel timestamps summed by phase, kernel and layer role, with GFLOP/s and GB/s",
+    flags: [JSON_FLAG,
+      { name: 'model', type: 'string', help: 'preset name', default: 'densenet-bc-100-12' },
+      { name: 'batch', type: 'number', help: 'batch size', default: 16 },
+      { name: 'mode', type: 'string', help: 'train (forward, loss, backward, SGD update) or inference', default: 'train' },
+      { name: 'memory', type: 'string', help: 'memory strategy: naive, shared, recompute or fused', default: 'fused' },
+      { name: 'steps', type: 'number', help: 'timed steps (medians over them; each is run plain, timestamped whole, and timestamped launch by launch)', default: 3 },
+      { name: 'top', type: 'number', help: 'rows per table', default: 15 }],
+  },
 };
 
-/** What `--tune` tunes for: bench train's models × batches (training), bench inference's model × batches; nothing for the others. */
+/** What `--tune` tunes for: bench train's models × batches (training), bench inference's model × batches, bench profile's one session; nothing for the others. */
 function benchTuneTargets(name: string, flags: ParsedFlags) {
   const split = (v: unknown, fallback: string) => String(v ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
   if (name === 'train') {
@@ -78,10 +88,11 @@ function benchTuneTargets(name: string, flags: ParsedFlags) {
     return models.flatMap((m) => split(flags.batches, '16,64').flatMap((b) => ['fused', 'recompute'].map((s) => tuneTarget(m, Number(b), s, true))));
   }
   if (name === 'inference') return split(flags.batches, '1,8').map((b) => tuneTarget(flags.model as string, Number(b), flags.memory as string, false));
+  if (name === 'profile') return [tuneTarget(flags.model as string, Number(flags.batch), flags.memory as string, flags.mode !== 'inference')];
   return [];
 }
 
-/** The CLI's command table entries `bench ops`, `bench train`, `bench memory`, `bench inference`. */
+/** The CLI's command table entries `bench ops`, `bench train`, `bench memory`, `bench inference`, `bench profile`. */
 export const BENCH_COMMANDS = Object.fromEntries(Object.entries(BENCH_FLAGS).map(([name, c]) => [`bench ${name}`, {
   summary: c.summary,
   flags: [...ADAPTER_FLAGS, ...TUNE_FLAGS, ...c.flags, OVERWRITE_FLAG],

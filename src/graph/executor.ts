@@ -6,6 +6,7 @@
 import type { ArenaBuffer, MemoryCategory } from '../gpu/arena.js';
 import type { Gpu } from '../gpu/device.js';
 import type { Launch } from '../gpu/program.js';
+import type { PassTimer } from '../gpu/timing.js';
 import { compilePipelines, type CompileProgress } from '../gpu/warmup.js';
 import type { TensorRef } from '../kernels/tensor.js';
 import { Graph, GraphError, type StepContext, type Value } from './graph.js';
@@ -77,20 +78,36 @@ export class Executable {
   /** The kernel (program) name of every launch, in recording order: which variants a graph runs. */
   get launchNames(): string[] { return this.opLaunches.flatMap((l) => l.map((launch) => launch.name)); }
 
-  /** Applies per-step uniforms, then records every launch, in op order, into one compute pass. */
-  encode(encoder: GPUCommandEncoder, step?: StepContext): void {
+  /** Launches per op, in op order (their sum is launchCount): which launches an op recorded. */
+  get opLaunchCounts(): number[] { return this.opLaunches.map((l) => l.length); }
+
+  /**
+   * Applies per-step uniforms, then records every launch, in op order, into one compute pass. With
+   * a `timer` the pass is timestamped; with a per-launch timer (bench profile) each launch gets a
+   * timestamped pass of its own instead, which runs the same dispatches in the same order.
+   */
+  encode(encoder: GPUCommandEncoder, step?: StepContext, timer?: PassTimer): void {
     if (step) this.graph.ops.forEach((op, i) => op.onStep?.(this.opLaunches[i], step));
-    const pass = encoder.beginComputePass({ label: 'step' });
-    for (const launches of this.opLaunches) for (const l of launches) l.encode(pass);
-    pass.end();
+    if (timer?.perLaunch) {
+      this.opLaunches.forEach((launches, i) => launches.forEach((l) => {
+        const pass = timer.beginPass(encoder, this.graph.ops[i].name);
+        l.encode(pass);
+        pass.end();
+      }));
+    } else {
+      const pass = timer ? timer.beginPass(encoder, 'step') : encoder.beginComputePass({ label: 'step' });
+      for (const launches of this.opLaunches) for (const l of launches) l.encode(pass);
+      pass.end();
+    }
+    timer?.finish(encoder);
   }
 
   /** One step: one command buffer, submitted and awaited; a validation error names the failure. */
-  async run(step?: StepContext): Promise<void> {
+  async run(step?: StepContext, timer?: PassTimer): Promise<void> {
     const device = this.gpu.device;
     device.pushErrorScope('validation');
     const encoder = device.createCommandEncoder();
-    this.encode(encoder, step);
+    this.encode(encoder, step, timer);
     device.queue.submit([encoder.finish()]);
     const error = await device.popErrorScope();
     if (error) throw new GraphError(`graph: step failed validation: ${error.message}`);

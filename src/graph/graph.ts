@@ -56,6 +56,8 @@ export interface Op {
   readonly reads: readonly Value[];
   readonly writes: readonly Value[];
   phase: Phase;
+  /** Floating-point operations the op does (a multiply-add counts 2), where it is a GEMM (conv, linear): bench profile's GFLOP/s. */
+  readonly flops?: number;
   build(ctx: BuildContext): Promise<Launch[]>;
   /** Emits this op's backward ops (absent: nothing to differentiate). Called only if an output has a gradient. */
   backward?(g: GradientBuilder): void;

@@ -2,6 +2,7 @@
 // planned and compiled once. A training step writes the batch, records forward, loss, backward
 // and the optimizer update as one command buffer, and reads back two numbers (loss, correct).
 
+import type { PassTimer } from '../gpu/timing.js';
 import { tuningOf } from '../gpu/tuning.js';
 import type { CompileProgress } from '../gpu/warmup.js';
 import { Executable } from '../graph/executor.js';
@@ -81,8 +82,11 @@ export class TrainingSession {
     return n;
   }
 
-  /** Writes the batch (images NCHW) and records forward, loss, backward and update, without waiting. */
-  submit(images: Float32Array, labels: Uint32Array, lr: number): void {
+  /**
+   * Writes the batch (images NCHW) and records forward, loss, backward and update, without waiting.
+   * A `timer` timestamps the step's passes (see Executable.encode); its times are read after result().
+   */
+  submit(images: Float32Array, labels: Uint32Array, lr: number, timer?: PassTimer): void {
     const [c, h, w] = this.model.config.inputShape;
     checkImages(this.model, images, this.batch);
     if (labels.length !== this.batch) throw new RangeError(`a batch of ${this.batch} images needs ${this.batch} labels, got ${labels.length}`);
@@ -93,7 +97,7 @@ export class TrainingSession {
     this.stepsTaken++;
     const gpu = this.model.gpu;
     const encoder = gpu.device.createCommandEncoder();
-    this.executable.encode(encoder, { queue: gpu.queue, step: this.stepsTaken, lr, seed: stepSeed(this.options.seed ?? 0, this.stepsTaken) });
+    this.executable.encode(encoder, { queue: gpu.queue, step: this.stepsTaken, lr, seed: stepSeed(this.options.seed ?? 0, this.stepsTaken) }, timer);
     gpu.queue.submit([encoder.finish()]);
   }
 
@@ -158,11 +162,11 @@ export class InferenceSession {
   }
 
   /** Logits [N, classes] row-major (or pooled features [features, N] channel-major for a feature extractor). */
-  async run(images: Float32Array): Promise<Float32Array> {
+  async run(images: Float32Array, timer?: PassTimer): Promise<Float32Array> {
     const [c, h, w] = this.model.config.inputShape;
     checkImages(this.model, images, this.batch);
     this.executable.write(this.built.input, toChannelMajor(images, this.batch, c, h, w));
-    await this.executable.run();
+    await this.executable.run(undefined, timer);
     return this.executable.read(this.built.output);
   }
 

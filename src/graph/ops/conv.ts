@@ -11,6 +11,7 @@ import { conv2dBackwardFilterChunked, conv2dBackwardInputChunked, conv2dForwardC
 import { batchNormBackwardChunked, batchNormForwardChunked } from '../../kernels/per_channel_chunked.js';
 import { chooseGpuFilterTile } from '../../kernels/conv2d_filter_split.js';
 import { fromTuningTable, splitReduction } from './layers.js';
+import { sizeOf } from '../../kernels/tensor.js';
 import type { GradientBuilder } from '../autograd.js';
 import type { BuildContext, Graph, Value } from '../graph.js';
 
@@ -60,7 +61,7 @@ function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value
     const elements = conv2dBackwardFilterWorkspaceElements(t.w.shape, tile ?? chooseConvTile('backwardFilter', t.x.shape, t.w.shape, { stride, padding }));
     const workspace = elements > 0 ? g.tensor(`${name}.backwardFilter.workspace`, [elements], 'workspace') : undefined;
     g.add({
-      name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad, ...(workspace ? [workspace] : [])],
+      name: `${name}.backwardFilter`, reads: [t.x, dy, ...transformReads(t.transform)], writes: [dw.grad, ...(workspace ? [workspace] : [])], flops: convFlops(dy, t.w),
       build: (c) => conv2dBackwardFilterChunked(c.gpu, {
         x: c.ref(t.x), dy: c.ref(dy), dw: c.ref(dw.grad), inputTransform: transformRefs(c, t.transform), stride, padding,
         tile, workspace: workspace && c.ref(workspace),
@@ -69,6 +70,13 @@ function convBackward(g: Graph, gb: GradientBuilder, name: string, t: { x: Value
   }
   return dy;
 }
+
+/**
+ * Floating-point operations of a conv GEMM whose output (or output gradient) is `y` and weights `w`
+ * [Cout, Cin, kh, kw]: each of y's elements is a sum of Cin·kh·kw products, and the filter and input
+ * gradients do the same multiply-adds in another order (bench profile's GFLOP/s).
+ */
+const convFlops = (y: Value, w: Value) => (2 * sizeOf(y.shape) * sizeOf(w.shape)) / w.shape[0];
 
 interface TransformValues { scale: Value; shift: Value }
 const transformReads = (t?: TransformValues) => (t ? [t.scale, t.shift] : []);
@@ -126,7 +134,7 @@ export function fusedBnReluConv(g: Graph, name: string, t: { x: Value; w: Value;
   const { stride, padding } = t;
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, true);
   g.add({
-    name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y],
+    name, reads: [t.x, t.w, transform.scale, transform.shift], writes: [t.y], flops: convFlops(t.y, t.w),
     build: (c) => buildGemm(gemm, () => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), inputTransform: transformRefs(c, transform), stride, padding })),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, { ...t, transform });
@@ -142,7 +150,7 @@ function inputGradient(g: Graph, name: string, t: { x: Value; w: Value } & ConvG
   const dActivated = g.tensor(`${name}.dinput`, t.x.shape, 'gradients');
   const gemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
   g.add({
-    name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated],
+    name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dActivated], flops: convFlops(dy, t.w),
     build: (c) => buildGemm(gemm, () => conv2dBackwardInputChunked(c.gpu, { ...gemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dActivated), stride, padding })),
   });
   return dActivated;
@@ -160,7 +168,7 @@ export function recomputedBnReluConv(g: Graph, name: string, t: { x: Value; w: V
   g.add({ name: `${name}.bn`, reads: bnReads, writes: [t.shared], build: normalize });
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
-    name, reads: [t.shared, t.w], writes: [t.y],
+    name, reads: [t.shared, t.w], writes: [t.y], flops: convFlops(t.y, t.w),
     build: (c) => buildGemm(gemm, () => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.shared), w: c.ref(t.w), y: c.ref(t.y), stride, padding })),
     backward: (gb) => {
       g.add({ name: `${name}.bn.recompute`, reads: bnReads, writes: [t.shared], build: normalize });
@@ -176,7 +184,7 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
   const { stride, padding } = t;
   const gemm = gemmOptions(g, 'conv2d.forward', t.x, t.w, t, false);
   g.add({
-    name, reads: [t.x, t.w], writes: [t.y],
+    name, reads: [t.x, t.w], writes: [t.y], flops: convFlops(t.y, t.w),
     build: (c) => buildGemm(gemm, () => conv2dForwardChunked(c.gpu, { ...gemm, x: c.ref(t.x), w: c.ref(t.w), y: c.ref(t.y), stride, padding })),
     backward: (gb) => {
       const dy = convBackward(g, gb, name, t);
@@ -184,7 +192,7 @@ export function conv(g: Graph, name: string, t: { x: Value; w: Value; y: Value }
       if (dx) {
         const inputGemm = gemmOptions(g, 'conv2d.backwardInput', t.x, t.w, t, false);
         g.add({
-          name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad],
+          name: `${name}.backwardInput`, reads: [dy, t.w], writes: [dx.grad], flops: convFlops(dy, t.w),
           build: (c) => buildGemm(inputGemm, () => conv2dBackwardInputChunked(c.gpu, { ...inputGemm, dy: c.ref(dy), w: c.ref(t.w), dx: c.ref(dx.grad), accumulate: dx.accumulate, stride, padding })),
         });
       }

@@ -13,7 +13,7 @@ import {
   maxPool3x3BackwardChunked, maxPool3x3ForwardChunked,
 } from '../../kernels/per_channel_chunked.js';
 import { deriveSeed } from '../../kernels/random.js';
-import { ShapeError } from '../../kernels/tensor.js';
+import { ShapeError, sizeOf } from '../../kernels/tensor.js';
 import { softmaxCrossEntropy, softmaxRowsWorkspaceElements } from '../../kernels/softmax_cross_entropy.js';
 import type { Launch } from '../../gpu/program.js';
 import { poolSite, type TunedKernel } from '../../gpu/tuning.js';
@@ -134,8 +134,9 @@ export function dropout(g: Graph, name: string, t: { x: Value; y: Value; rate: n
 
 /** logits [N, K] = x[Cin, N]ᵀ·Wᵀ + b. */
 export function linear(g: Graph, name: string, t: { x: Value; weight: Value; bias: Value; y: Value }): void {
+  const flops = 2 * sizeOf(t.y.shape) * t.weight.shape[1]; // N·K outputs of Cin products each
   g.add({
-    name, reads: [t.x, t.weight, t.bias], writes: [t.y],
+    name, reads: [t.x, t.weight, t.bias], writes: [t.y], flops,
     build: (c) => linearForward(c.gpu, { x: c.ref(t.x), weight: c.ref(t.weight), bias: c.ref(t.bias), y: c.ref(t.y) }),
     backward: (gb) => {
       const dy = gb.grad(t.y)!;
@@ -143,7 +144,7 @@ export function linear(g: Graph, name: string, t: { x: Value; weight: Value; bia
       const dweight = gb.contribute(t.weight)!;
       const dbias = gb.contribute(t.bias)!;
       g.add({
-        name: `${name}.backward`, reads: [t.x, t.weight, dy], writes: [dweight.grad, dbias.grad, ...(dx ? [dx.grad] : [])],
+        name: `${name}.backward`, reads: [t.x, t.weight, dy], writes: [dweight.grad, dbias.grad, ...(dx ? [dx.grad] : [])], flops: dx ? 2 * flops : flops,
         build: (c) => linearBackward(c.gpu, {
           x: c.ref(t.x), weight: c.ref(t.weight), dy: c.ref(dy), dx: dx ? c.ref(dx.grad) : undefined,
           dweight: c.ref(dweight.grad), dbias: c.ref(dbias.grad), accumulate: dx?.accumulate ?? false,
