@@ -3,7 +3,8 @@
 // adapter-dependent choice reading the profile.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { classifyAdapter, kernelClass, type AdapterProfile } from '../src/gpu/profile.js';
+import { boundsChecksFromEnv, classifyAdapter, formatProfile, kernelClass, type AdapterProfile } from '../src/gpu/profile.js';
+import { spawnSync } from 'node:child_process';
 import { defaultBlocksPerInvocation } from '../src/kernels/pool_average.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { closeTestGpu, testGpu } from './helpers.js';
@@ -75,6 +76,22 @@ test('the opened device has subgroups and shader-f16 where the adapter offers th
     assert.is(p.class, 'software');
     assert.is(kernelClass(gpu), 'software');
   }
+});
+
+test('DENSENET_WGSL_DISABLE_ROBUSTNESS: 1 drops the bounds clamps, unset/empty/0 keep them, anything else is named', async () => {
+  assert.is(boundsChecksFromEnv({}), true);
+  assert.is(boundsChecksFromEnv({ DENSENET_WGSL_DISABLE_ROBUSTNESS: '' }), true);
+  assert.is(boundsChecksFromEnv({ DENSENET_WGSL_DISABLE_ROBUSTNESS: '0' }), true);
+  assert.is(boundsChecksFromEnv({ DENSENET_WGSL_DISABLE_ROBUSTNESS: '1' }), false);
+  assert.throws(() => boundsChecksFromEnv({ DENSENET_WGSL_DISABLE_ROBUSTNESS: 'yes' }), /must be 1 \(no bounds clamps\) or 0, got "yes"/);
+  const profile = (await testGpu()).profile;
+  assert.is(profile.boundsChecks, true, 'the default device keeps them');
+  assert.not.match(formatProfile(profile), 'bounds checks');
+  // A device opened with it: info says so, and the smoke check (ReLU against the CPU reference) still passes.
+  const r = spawnSync(process.execPath, ['dist/cli.js', 'info'], { encoding: 'utf8', env: { ...process.env, DENSENET_WGSL_DISABLE_ROBUSTNESS: '1' } });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, "bounds checks: off (DENSENET_WGSL_DISABLE_ROBUSTNESS=1, Dawn's disable_robustness");
+  assert.match(r.stdout, 'matches the CPU reference');
 });
 
 test.run();

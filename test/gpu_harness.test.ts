@@ -269,9 +269,14 @@ test('report.py: images/s side by side and ours divided by each anchor', () => {
   const eager = json('eager.json', { device: 'NVIDIA H100', torch: '2.11.0', train: [
     { model: 'densenet-bc-100-12', batch: 64, tf32: true, images_per_sec: 6000 }, { model: 'densenet-bc-100-12', batch: 64, tf32: false, images_per_sec: 4000 }],
   inference: [{ model: 'densenet121', batch: 32, tf32: true, images_per_sec: 1800 }, { error: 'RuntimeError: out of memory' }] });
+  const tuned = json('tuned.json', { rows: [{ model: 'densenet-bc-100-12', batch: 64, impl: 'ours-fused', imagesPerSec: 3600 }] });
   const r = run('python3', ['bench/gpu/report.py', '--train', train, '--inference', inference, '--torch-eager', eager,
-    '--torch-compile', join(dir, 'absent.json'), '--md', join(dir, 't.md'), '--json', join(dir, 'r.json')]);
+    '--torch-compile', join(dir, 'absent.json'), '--md', join(dir, 't.md'), '--json', join(dir, 'r.json'),
+    '--train-tuned', tuned, '--train-norobust', join(dir, 'absent.json')]);
   assert.is(r.status, 0, output(r));
+  // The tuned run gets its own row under the strategies; a variant that did not run gets none.
+  assert.match(r.stdout, "| ours-fused, tuned (this run's tune) | 3,600.0 | 0.60 | 0.90 | — | 9.00 |");
+  assert.not.match(r.stdout, 'bounds checks off');
   // 3000/6000, 3000/4000, no compile, 3000/400; 900/1800, 900/300.
   assert.match(r.stdout, '| ours-fused | 3,000.0 | 0.50 | 0.75 | — | 7.50 |');
   assert.match(r.stdout, 'ours-naive (not run: warm-up took 50 s)');

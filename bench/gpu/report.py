@@ -37,8 +37,9 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def build(train, inference, eager, compiled, logits, train_model="densenet-bc-100-12", train_batch=64):
-    """Rows of the two sections and the merged record."""
+def build(train, inference, eager, compiled, logits, train_model="densenet-bc-100-12", train_batch=64, variants=()):
+    """Rows of the two sections and the merged record. `variants`: (label, bench train JSON) pairs of
+    extra ours-fused runs (tuned; bounds checks off), shown under the strategies."""
     anchors = lambda kind, model, batch: {  # noqa: E731
         "PyTorch eager": torch_rate(eager, kind, model, batch, True),
         "PyTorch eager fp32": torch_rate(eager, kind, model, batch, False),
@@ -50,6 +51,11 @@ def build(train, inference, eager, compiled, logits, train_model="densenet-bc-10
     train_rows = [r for r in (train or {}).get("rows", []) if r.get("model") == train_model and r.get("batch") == train_batch]
     tfjs = next((r.get("imagesPerSec") for r in train_rows if r.get("impl") == "tfjs-webgpu"), None)
     ours = [(r["impl"], r.get("imagesPerSec"), r.get("notRunReason")) for r in train_rows if r.get("impl", "").startswith("ours-")]
+    for label, doc in variants:
+        if doc is None:
+            continue
+        row = next((r for r in doc.get("rows", []) if r.get("model") == train_model and r.get("batch") == train_batch and r.get("impl") == "ours-fused"), {})
+        ours.append((f"ours-fused, {label}", row.get("imagesPerSec"), row.get("notRunReason") or doc.get("error") or ("no row" if not row else None)))
     sections.append({"title": f"training step, {train_model}, batch {train_batch}", "ours": ours,
                      "anchors": {**anchors("train", "densenet-bc-100-12", train_batch), "tfjs-webgpu": tfjs}})
 
@@ -109,7 +115,7 @@ def markdown(merged):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    for name in ["train", "inference", "torch-eager", "torch-compile", "logits", "profile-train", "profile-inference"]:
+    for name in ["train", "inference", "torch-eager", "torch-compile", "logits", "profile-train", "profile-inference", "train-tuned", "train-norobust"]:
         p.add_argument(f"--{name}")
     p.add_argument("--info", help="output of `densenet-wgsl info` (its adapter line heads the table when train.json is missing)")
     p.add_argument("--train-model", default="densenet-bc-100-12")
@@ -117,7 +123,8 @@ def main(argv=None):
     p.add_argument("--md", required=True)
     p.add_argument("--json", required=True)
     a = p.parse_args(argv)
-    merged = build(load(a.train), load(a.inference), load(a.torch_eager), load(a.torch_compile), load(a.logits), a.train_model, a.train_batch)
+    variants = (("tuned (this run's tune)", load(a.train_tuned)), ("bounds checks off (DENSENET_WGSL_DISABLE_ROBUSTNESS=1)", load(a.train_norobust)))
+    merged = build(load(a.train), load(a.inference), load(a.torch_eager), load(a.torch_compile), load(a.logits), a.train_model, a.train_batch, variants)
     # Only the summaries: the per-op rows stay in the profile files.
     merged["profiles"] = {}
     for kind, path in (("train", a.profile_train), ("inference", a.profile_inference)):

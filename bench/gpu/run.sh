@@ -7,16 +7,21 @@
 # (compare_logits.py), and prints one table (report.py). Steps in order, each under a time limit
 # cut to what is left of the whole run's (default 480 s: 8 minutes, inside a 10-minute slot):
 #   unpack 30 s · info 60 s · torch (eager, oracle files) 150 s · logits 120 s · train 270 s ·
-#   inference 150 s · profile 120 s · compile (torch.compile, whatever time is left) · report
+#   inference 150 s · profile 120 s · tune 120 s · tuned 60 s · norobust 60 s ·
+#   compile (torch.compile, whatever time is left) · report
 # The profile step runs `bench profile` (per-kernel GPU times, bench/profile.ts) on a BC-100-12
 # batch-64 training step and a DenseNet-121 batch-32 inference: where the time goes on that card.
+# tune tunes BC-100-12 batch 64 (fused) on that card (90 s budget) into this run's own cache
+# ($XDG_CACHE_HOME is set to a folder of the run's, emptied first, so the rows before it are
+# untuned), and tuned times ours-fused again with the picks; norobust times ours-fused untuned with
+# DENSENET_WGSL_DISABLE_ROBUSTNESS=1 (no bounds clamps): the two rows under the table say what each is worth.
 # A failed or timed-out step is logged and the run goes on; the table shows "—" for what is missing.
 # Sizes (stated): bench train 20 timed steps after one warm-up per strategy (budget 45 s per
 # configuration); bench inference 10 reps after 2 warm-ups; PyTorch 30 training steps after 5
 # warm-ups, 20 inference reps after 3; the oracle 4 images 224×224.
 # Output: $OUT if set (the device tool returns it), else ./gpu-results/UTC-TIME/: run.log, table.md,
 # results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json,
-# profile_train.json, profile_inference.json.
+# profile_train.json, profile_inference.json, train_tuned.json, train_norobust.json (tune's picks: run.log).
 # Environment: GPU_PACK (default .gpu), GPU_TOOLS (unpack here; default /tmp/densenet-wgsl-gpu),
 # GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_PROFILE_TRAIN and
 # GPU_PROFILE_INFERENCE (the profiles' --model/--batch flags; the tests profile tiny models), GPU_ALLOW_SOFTWARE=1 (accept a
@@ -33,10 +38,13 @@ TOOLS=${GPU_TOOLS:-/tmp/densenet-wgsl-gpu}
 # Each run without $OUT gets its own folder: an earlier run's files are neither replaced nor mixed in.
 RESULTS=${OUT:-$REPO/gpu-results/$(date -u +%Y%m%d-%H%M%S)}
 WORK=$TOOLS/work
-STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,profile,compile,report}
+STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,profile,tune,tuned,norobust,compile,report}
 DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-480}))
 export DENSENET_WGSL_BACKEND=${DENSENET_WGSL_BACKEND:-vulkan}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+# The tuning cache of this run alone: nothing tuned earlier on this machine reaches the untuned rows.
+export XDG_CACHE_HOME=$WORK/cache
+rm -rf "$XDG_CACHE_HOME"
 mkdir -p "$RESULTS" "$WORK" "$TOOLS/bin"
 exec > >(tee -a "$RESULTS/run.log") 2>&1
 
@@ -145,6 +153,16 @@ if [ $ok = 1 ] && wants profile; then
   step profile 60 "$NODE" "$APP/dist/cli.js" bench profile ${GPU_PROFILE_INFERENCE:---model densenet121 --batch 32} --mode inference --memory fused \
     --steps 3 --top 20 --json "$RESULTS/profile_inference.json"
 fi
+TRAIN_FUSED=(bench train --models densenet-bc-100-12 --batches 64 --impls ours-fused --steps 20 --budget 45)
+if [ $ok = 1 ] && wants tune; then
+  step tune 120 "$NODE" "$APP/dist/cli.js" tune --model densenet-bc-100-12 --batch 64 --memory fused --budget 90
+fi
+if [ $ok = 1 ] && wants tuned; then
+  step tuned 60 "$NODE" "$APP/dist/cli.js" "${TRAIN_FUSED[@]}" --json "$RESULTS/train_tuned.json"
+fi
+if [ $ok = 1 ] && wants norobust; then
+  DENSENET_WGSL_DISABLE_ROBUSTNESS=1 step norobust 60 "$NODE" "$APP/dist/cli.js" "${TRAIN_FUSED[@]}" --no-tune-cache --json "$RESULTS/train_norobust.json"
+fi
 if wants compile; then
   step compile 600 python3 $T/torch_bench.py --mode compile --out "$RESULTS/torch_compile.json" --train-steps 20 --infer-reps 10
 fi
@@ -152,7 +170,8 @@ if wants report; then
   echo
   python3 $T/report.py --train "$RESULTS/train.json" --inference "$RESULTS/inference.json" --torch-eager "$RESULTS/torch_eager.json" \
     --torch-compile "$RESULTS/torch_compile.json" --logits "$RESULTS/logits.json" --info "$WORK/info.txt" --md "$RESULTS/table.md" --json "$RESULTS/results.json" \
-    --profile-train "$RESULTS/profile_train.json" --profile-inference "$RESULTS/profile_inference.json"
+    --profile-train "$RESULTS/profile_train.json" --profile-inference "$RESULTS/profile_inference.json" \
+    --train-tuned "$RESULTS/train_tuned.json" --train-norobust "$RESULTS/train_norobust.json"
 fi
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then echo "run.sh: done in $SECONDS s; did not complete: ${FAILED[*]}"; exit 1; fi

@@ -6,7 +6,7 @@
 
 import { hostEnvironment } from '../base/host.js';
 import { BufferArena, type ArenaBuffer, type MemoryCategory } from './arena.js';
-import { bindingCapBytes, cappedLimits, classifyAdapter, engineLimits, formatProfile, MAX_BINDING_ENV, type AdapterInfoLike, type AdapterProfile, type CappedLimits } from './profile.js';
+import { bindingCapBytes, boundsChecksFromEnv, cappedLimits, classifyAdapter, engineLimits, formatProfile, MAX_BINDING_ENV, type AdapterInfoLike, type AdapterProfile, type CappedLimits } from './profile.js';
 import { NO_ADAPTER_HINT, verboseFromEnv, webgpuEntry, withNativeStderrMuted } from './webgpu_host.js';
 import { createLaunch, KernelError, PipelineCache, type BufferLike, type CompiledProgram, type Launch, type ProgramSpec } from './program.js';
 import { defaultCompileConcurrency, quietPolling, type CompileOptions, type CompileProgress } from './warmup.js';
@@ -217,6 +217,9 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   const adapterName = options.adapter ?? env.DENSENET_WGSL_ADAPTER;
   // Dawn rounds timestamps to 65.5 µs by default (a browser privacy measure): too coarse for timing small kernels.
   const dawnOptions: string[] = ['disable-dawn-features=timestamp_quantization'];
+  // Toggles reach a device through the instance this function creates; an injected one (a page's) keeps its own.
+  const boundsChecks = options.instance ? true : boundsChecksFromEnv(env);
+  if (!boundsChecks) dawnOptions.push('enable-dawn-features=disable_robustness');
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
   const instance = options.instance ?? webgpuEntry(dawnOptions);
@@ -257,7 +260,7 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
   device.addEventListener('uncapturederror', (event) => {
     console.error(`gpu: uncaptured WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`);
   });
-  const gpu = new Gpu(device, adapterProfile(adapter, device, backend, capBytes), instance);
+  const gpu = new Gpu(device, { ...adapterProfile(adapter, device, backend, capBytes), boundsChecks }, instance);
   gpu.onCompile = options.onCompile;
   gpu.adapterRequest = { powerPreference: options.powerPreference, verbose };
   if (options.afterOpen) {
@@ -272,7 +275,7 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
 }
 
 /** The profile of the opened device: its features as the device has them (not as requested), its limits after the cap. */
-function adapterProfile(adapter: GPUAdapter, device: GPUDevice, backend: string | undefined, capBytes: number | undefined): AdapterProfile {
+function adapterProfile(adapter: GPUAdapter, device: GPUDevice, backend: string | undefined, capBytes: number | undefined): Omit<AdapterProfile, 'boundsChecks'> {
   const info = adapter.info as unknown as AdapterInfoLike;
   const name = info.description || info.device || 'unknown adapter';
   const { class: adapterClass, reason } = classifyAdapter(info);

@@ -43,7 +43,24 @@ export interface AdapterProfile {
   features: string[];
   hasSubgroups: boolean;
   hasShaderF16: boolean;
+  /** False where DENSENET_WGSL_DISABLE_ROBUSTNESS=1 turned off Dawn's bounds clamp on every buffer access. */
+  boundsChecks: boolean;
   limits: EngineLimits;
+}
+
+/**
+ * `1`: open the device with Dawn's disable_robustness toggle, which drops the bounds clamp WebGPU puts
+ * on every buffer access (faster where the clamps cost; the engine's kernels check their own bounds,
+ * and an access they got wrong would then go unclamped). Experimental: measured by the GPU harness.
+ */
+export const DISABLE_ROBUSTNESS_ENV = 'DENSENET_WGSL_DISABLE_ROBUSTNESS';
+
+/** Whether buffer accesses keep WebGPU's bounds clamps (DISABLE_ROBUSTNESS_ENV unset, empty or 0). */
+export function boundsChecksFromEnv(env: Record<string, string | undefined>): boolean {
+  const value = env[DISABLE_ROBUSTNESS_ENV];
+  if (value === undefined || value === '' || value === '0') return true;
+  if (value === '1') return false;
+  throw new UsageError(`${DISABLE_ROBUSTNESS_ENV} must be 1 (no bounds clamps) or 0, got "${value}"; unset it to keep them`);
 }
 
 /** The environment variable that caps the binding size when --max-binding is not given. */
@@ -179,5 +196,6 @@ export function formatProfile(p: AdapterProfile): string {
       `workgroup storage ${l.maxComputeWorkgroupStorageSize} B, ${l.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ` +
       `${l.maxStorageBuffersPerShaderStage} storage buffers/stage`,
     `  features: ${p.features.join(', ') || 'none'}`,
+    ...(p.boundsChecks ? [] : [`  bounds checks: off (${DISABLE_ROBUSTNESS_ENV}=1, Dawn's disable_robustness: buffer accesses are not clamped)`]),
   ].join('\n');
 }
