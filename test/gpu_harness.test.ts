@@ -177,19 +177,32 @@ test('a pack under 64 MiB that unpacks, finds the adapter and refuses one that i
   assert.ok(existsSync(join(out, 'run.log')));
   if (has('python3')) assert.match(readFileSync(join(out, 'table.md'), 'utf8'), 'logits oracle: not run');
 
-  // The profile step as it runs there, on tiny models: both profiles written and summed up in the table.
-  const profiled = join(dir, 'out-profile');
-  const withProfile = run('bash', ['bench/gpu/run.sh'], {
-    ...env, OUT: profiled, GPU_STEPS: 'unpack,info,profile,report', GPU_ALLOW_SOFTWARE: '1',
-    GPU_PROFILE_TRAIN: '--model densenet-bc-tiny --batch 4', GPU_PROFILE_INFERENCE: '--model densenet-bc-tiny --batch 2',
+  // The steps of ours as they run there (bench train aside: test/bench_train.test.ts), on tiny models:
+  // profile, tune, tuned and norobust, all in the table.
+  const ours = join(dir, 'out-ours');
+  const withOurs = run('bash', ['bench/gpu/run.sh'], {
+    ...env, OUT: ours, GPU_STEPS: 'unpack,info,profile,tune,tuned,norobust,report', GPU_ALLOW_SOFTWARE: '1', GPU_DEADLINE_S: '600',
+    GPU_TRAIN_MODEL: 'densenet-bc-tiny', GPU_TRAIN_BATCH: '4', GPU_TUNE_BUDGET: '3', GPU_PROFILE_INFERENCE: '--model densenet-bc-tiny --batch 2',
   });
-  assert.is(withProfile.status, 0, output(withProfile));
+  assert.is(withOurs.status, 0, output(withOurs));
   for (const [file, mode, batch] of [['profile_train.json', 'train', 4], ['profile_inference.json', 'inference', 2]] as const) {
-    const header = JSON.parse(readFileSync(join(profiled, file), 'utf8')).header;
+    const header = JSON.parse(readFileSync(join(ours, file), 'utf8')).header;
     assert.equal([header.model, header.mode, header.batch], ['densenet-bc-tiny', mode, batch], file);
   }
+  // tune wrote its picks into the run's own cache, under the run's work folder, and tuned read them.
+  assert.match(withOurs.stdout, 'whole step of densenet-bc-tiny batch 4 fused (training)', output(withOurs));
+  assert.match(withOurs.stdout, `cache: ${join(tools, 'work', 'cache', 'densenet-wgsl')}/tuning-`);
+  assert.ok(readdirSync(join(tools, 'work', 'cache', 'densenet-wgsl')).some((f) => f.startsWith('tuning-')), 'the run\'s tuning cache');
+  for (const file of ['train_tuned.json', 'train_norobust.json']) {
+    const rows = JSON.parse(readFileSync(join(ours, file), 'utf8')).rows;
+    assert.equal(rows.map((r: { impl: string; imagesPerSec: number | null }) => [r.impl, r.imagesPerSec! > 0]), [['ours-fused', true]], file);
+  }
+  assert.match(withOurs.stdout, 'bounds checks: off');
   if (has('python3')) {
-    const table = readFileSync(join(profiled, 'table.md'), 'utf8');
+    const table = readFileSync(join(ours, 'table.md'), 'utf8');
+    assert.match(table, 'training step, densenet-bc-tiny, batch 4');
+    assert.match(table, "| ours-fused, tuned (this run's tune) |");
+    assert.match(table, '| ours-fused, bounds checks off (DENSENET_WGSL_DISABLE_ROBUSTNESS=1) |');
     assert.match(table, "## where our train step's GPU time goes (bench profile)");
     assert.match(table, /\| denseblock\.denselayer\.conv2[^|]* \| 6 \|/, table);
     assert.match(table, 'densenet-bc-tiny, batch 2, inference');

@@ -23,8 +23,10 @@
 # results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json,
 # profile_train.json, profile_inference.json, train_tuned.json, train_norobust.json (tune's picks: run.log).
 # Environment: GPU_PACK (default .gpu), GPU_TOOLS (unpack here; default /tmp/densenet-wgsl-gpu),
-# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_PROFILE_TRAIN and
-# GPU_PROFILE_INFERENCE (the profiles' --model/--batch flags; the tests profile tiny models), GPU_ALLOW_SOFTWARE=1 (accept a
+# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_TRAIN_MODEL and GPU_TRAIN_BATCH
+# (ours' training network for train, profile, tune, tuned, norobust: densenet-bc-100-12, 64; the
+# PyTorch anchor stays BC-100-12), GPU_PROFILE_INFERENCE (the inference profile's --model/--batch
+# flags; the tests use tiny models for all of these), GPU_TUNE_BUDGET (tune's --budget, 90 s), GPU_ALLOW_SOFTWARE=1 (accept a
 # software adapter: for trying the harness without a GPU), GPU_NODE (use this node, not the packed one),
 # DENSENET_WGSL_BACKEND (default vulkan).
 # Through this workplace's device tool: run(command="bash bench/gpu/run.sh", carry=[".gpu"], timeout_s=600)
@@ -40,6 +42,8 @@ RESULTS=${OUT:-$REPO/gpu-results/$(date -u +%Y%m%d-%H%M%S)}
 WORK=$TOOLS/work
 STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,profile,tune,tuned,norobust,compile,report}
 DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-480}))
+TRAIN_MODEL=${GPU_TRAIN_MODEL:-densenet-bc-100-12}
+TRAIN_BATCH=${GPU_TRAIN_BATCH:-64}
 export DENSENET_WGSL_BACKEND=${DENSENET_WGSL_BACKEND:-vulkan}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 # The tuning cache of this run alone: nothing tuned earlier on this machine reaches the untuned rows.
@@ -140,7 +144,7 @@ if [ $ok = 1 ] && wants logits; then
     --torch-cuda "$WORK/oracle/torch_cuda_f32.npy" --out "$RESULTS/logits.json" || FAILED+=("logits oracle")
 fi
 if [ $ok = 1 ] && wants train; then
-  step train 270 "$NODE" "$APP/dist/cli.js" bench train --models densenet-bc-100-12 --batches 64 \
+  step train 270 "$NODE" "$APP/dist/cli.js" bench train --models "$TRAIN_MODEL" --batches "$TRAIN_BATCH" \
     --impls ours-naive,ours-shared,ours-recompute,ours-fused,tfjs-webgpu --steps 20 --budget 45 --json "$RESULTS/train.json"
 fi
 if [ $ok = 1 ] && wants inference; then
@@ -148,14 +152,14 @@ if [ $ok = 1 ] && wants inference; then
 fi
 if [ $ok = 1 ] && wants profile; then
   # Each profile: a warm-up step, then 3 × (plain, timestamped whole, timestamped launch by launch).
-  step profile 60 "$NODE" "$APP/dist/cli.js" bench profile ${GPU_PROFILE_TRAIN:---model densenet-bc-100-12 --batch 64} --mode train --memory fused \
+  step profile 60 "$NODE" "$APP/dist/cli.js" bench profile --model "$TRAIN_MODEL" --batch "$TRAIN_BATCH" --mode train --memory fused \
     --steps 3 --top 20 --json "$RESULTS/profile_train.json"
   step profile 60 "$NODE" "$APP/dist/cli.js" bench profile ${GPU_PROFILE_INFERENCE:---model densenet121 --batch 32} --mode inference --memory fused \
     --steps 3 --top 20 --json "$RESULTS/profile_inference.json"
 fi
-TRAIN_FUSED=(bench train --models densenet-bc-100-12 --batches 64 --impls ours-fused --steps 20 --budget 45)
+TRAIN_FUSED=(bench train --models "$TRAIN_MODEL" --batches "$TRAIN_BATCH" --impls ours-fused --steps 20 --budget 45)
 if [ $ok = 1 ] && wants tune; then
-  step tune 120 "$NODE" "$APP/dist/cli.js" tune --model densenet-bc-100-12 --batch 64 --memory fused --budget 90
+  step tune 120 "$NODE" "$APP/dist/cli.js" tune --model "$TRAIN_MODEL" --batch "$TRAIN_BATCH" --memory fused --budget "${GPU_TUNE_BUDGET:-90}"
 fi
 if [ $ok = 1 ] && wants tuned; then
   step tuned 60 "$NODE" "$APP/dist/cli.js" "${TRAIN_FUSED[@]}" --json "$RESULTS/train_tuned.json"
@@ -171,7 +175,7 @@ if wants report; then
   python3 $T/report.py --train "$RESULTS/train.json" --inference "$RESULTS/inference.json" --torch-eager "$RESULTS/torch_eager.json" \
     --torch-compile "$RESULTS/torch_compile.json" --logits "$RESULTS/logits.json" --info "$WORK/info.txt" --md "$RESULTS/table.md" --json "$RESULTS/results.json" \
     --profile-train "$RESULTS/profile_train.json" --profile-inference "$RESULTS/profile_inference.json" \
-    --train-tuned "$RESULTS/train_tuned.json" --train-norobust "$RESULTS/train_norobust.json"
+    --train-tuned "$RESULTS/train_tuned.json" --train-norobust "$RESULTS/train_norobust.json" --train-model "$TRAIN_MODEL" --train-batch "$TRAIN_BATCH"
 fi
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then echo "run.sh: done in $SECONDS s; did not complete: ${FAILED[*]}"; exit 1; fi
