@@ -5,13 +5,13 @@
 # `bench inference` (densenet121, batch 1 and 32), the same networks in PyTorch on the same card
 # (torch_bench.py), our densenet121 logits against PyTorch's on the same random weights
 # (compare_logits.py), and prints one table (report.py). Steps in order, each under a time limit
-# cut to what is left of the whole run's (default 480 s: 8 minutes, inside a 10-minute slot):
+# cut to what is left of the whole run's (default 540 s: 9 minutes, inside a 10-minute slot):
 #   unpack 30 s · info 60 s · torch (eager, oracle files) 150 s · logits 120 s · train 270 s ·
-#   inference 150 s · profile 120 s · tune 120 s · tuned 60 s · norobust 60 s ·
+#   inference 150 s · profile 120 s · tune 90 s · tuned 60 s · norobust 60 s ·
 #   compile (torch.compile, whatever time is left) · report
 # The profile step runs `bench profile` (per-kernel GPU times, bench/profile.ts) on a BC-100-12
 # batch-64 training step and a DenseNet-121 batch-32 inference: where the time goes on that card.
-# tune tunes BC-100-12 batch 64 (fused) on that card (90 s budget) into this run's own cache
+# tune tunes BC-100-12 batch 64 (fused) on that card (60 s budget) into this run's own cache
 # ($XDG_CACHE_HOME is set to a folder of the run's, emptied first, so the rows before it are
 # untuned), and tuned times ours-fused again with the picks; norobust times ours-fused untuned with
 # DENSENET_WGSL_DISABLE_ROBUSTNESS=1 (no bounds clamps): the two rows under the table say what each is worth.
@@ -23,14 +23,14 @@
 # results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json,
 # profile_train.json, profile_inference.json, train_tuned.json, train_norobust.json (tune's picks: run.log).
 # Environment: GPU_PACK (default .gpu), GPU_TOOLS (unpack here; default /tmp/densenet-wgsl-gpu),
-# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (480), GPU_TRAIN_MODEL and GPU_TRAIN_BATCH
+# GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (540), GPU_TRAIN_MODEL and GPU_TRAIN_BATCH
 # (ours' training network for train, profile, tune, tuned, norobust: densenet-bc-100-12, 64; the
 # PyTorch anchor stays BC-100-12), GPU_PROFILE_INFERENCE (the inference profile's --model/--batch
-# flags; the tests use tiny models for all of these), GPU_TUNE_BUDGET (tune's --budget, 90 s), GPU_ALLOW_SOFTWARE=1 (accept a
+# flags; the tests use tiny models for all of these), GPU_TUNE_BUDGET (tune's --budget, 60 s), GPU_ALLOW_SOFTWARE=1 (accept a
 # software adapter: for trying the harness without a GPU), GPU_NODE (use this node, not the packed one),
 # DENSENET_WGSL_BACKEND (default vulkan).
 # Through this workplace's device tool: run(command="bash bench/gpu/run.sh", carry=[".gpu"], timeout_s=600)
-# from the checkout holding .gpu/ (8 files come back from $OUT: the ones listed above).
+# from the checkout holding .gpu/ (12 files come back from $OUT: the ones listed above).
 set -uo pipefail
 
 [ -f bench/gpu/run.sh ] || { echo "run.sh: run me from the repository root (bash bench/gpu/run.sh)" >&2; exit 2; }
@@ -41,7 +41,7 @@ TOOLS=${GPU_TOOLS:-/tmp/densenet-wgsl-gpu}
 RESULTS=${OUT:-$REPO/gpu-results/$(date -u +%Y%m%d-%H%M%S)}
 WORK=$TOOLS/work
 STEPS=${GPU_STEPS:-unpack,info,torch,logits,train,inference,profile,tune,tuned,norobust,compile,report}
-DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-480}))
+DEADLINE=$((SECONDS + ${GPU_DEADLINE_S:-540}))
 TRAIN_MODEL=${GPU_TRAIN_MODEL:-densenet-bc-100-12}
 TRAIN_BATCH=${GPU_TRAIN_BATCH:-64}
 export DENSENET_WGSL_BACKEND=${DENSENET_WGSL_BACKEND:-vulkan}
@@ -63,7 +63,7 @@ step() {
   shift 2
   left=$((DEADLINE - SECONDS - 20))
   limit=$((cap < left ? cap : left))
-  if [ "$limit" -lt 5 ]; then echo "== $name: skipped (no time left in the run's ${GPU_DEADLINE_S:-480} s)"; FAILED+=("$name (no time)"); return 1; fi
+  if [ "$limit" -lt 5 ]; then echo "== $name: skipped (no time left in the run's ${GPU_DEADLINE_S:-540} s)"; FAILED+=("$name (no time)"); return 1; fi
   echo "== $name (limit $limit s): $*"
   if declare -F "$1" >/dev/null; then "$@"; else timeout --kill-after=10 "$limit" "$@"; fi # functions time their own commands
   rc=$?
@@ -159,7 +159,7 @@ if [ $ok = 1 ] && wants profile; then
 fi
 TRAIN_FUSED=(bench train --models "$TRAIN_MODEL" --batches "$TRAIN_BATCH" --impls ours-fused --steps 20 --budget 45)
 if [ $ok = 1 ] && wants tune; then
-  step tune 120 "$NODE" "$APP/dist/cli.js" tune --model "$TRAIN_MODEL" --batch "$TRAIN_BATCH" --memory fused --budget "${GPU_TUNE_BUDGET:-90}"
+  step tune 90 "$NODE" "$APP/dist/cli.js" tune --model "$TRAIN_MODEL" --batch "$TRAIN_BATCH" --memory fused --budget "${GPU_TUNE_BUDGET:-60}"
 fi
 if [ $ok = 1 ] && wants tuned; then
   step tuned 60 "$NODE" "$APP/dist/cli.js" "${TRAIN_FUSED[@]}" --json "$RESULTS/train_tuned.json"
