@@ -1,6 +1,8 @@
-// The house's one-way imports: every src/ and bench/ file may import only from its own room or a
+// The house's one-way imports: every src/, bench/ and web/ file may import only from its own room or a
 // lower one (base ← gpu ← kernels ← graph ← models ← train/io ← cli; bench and the library API
-// (src/api) beside cli; src/index.ts, the package's entry, on top), and the
+// (src/api) beside cli; src/index.ts, the package's entry, above them; the browser pages' shared
+// code (web/common) and build step (web/build) above everything of the engine's, and the pages
+// themselves, which import none of each other, on top), and the
 // CLI bundle carries no benchmark code (bench is its own bundle, dist/bench.js, loaded at run time).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,6 +17,7 @@ const test = suite('imports');
 const ROOMS: [room: string, floor: number][] = [
   ['src/base', 0], ['src/gpu', 1], ['src/kernels', 2], ['src/graph', 3], ['src/models', 4],
   ['src/train', 5], ['src/io', 5], ['src/cli', 6], ['bench', 6], ['src/api', 6], ['src/index.ts', 7],
+  ['web/common', 8], ['web/build', 8], ['web/digits', 9], ['web/train', 9], ['web/bench', 9],
 ];
 
 function roomOf(path: string): [string, number] | undefined {
@@ -61,8 +64,10 @@ export function violations(files: { path: string; source: string }[]): string[] 
   return out;
 }
 
-test('every src/ and bench/ import goes to its own room or a lower one', () => {
-  const files = [...tsFiles('src'), ...tsFiles('bench')].map((path) => ({ path, source: readFileSync(path, 'utf8') }));
+test('every src/, bench/ and web/ import goes to its own room or a lower one', () => {
+  const web = tsFiles('web').filter((path) => !path.startsWith('web/dist/'));
+  assert.ok(web.some((path) => path.startsWith('web/digits/')), 'the pages are checked too');
+  const files = [...tsFiles('src'), ...tsFiles('bench'), ...web].map((path) => ({ path, source: readFileSync(path, 'utf8') }));
   assert.ok(files.length > 50, `found only ${files.length} files: run from the repository root`);
   const bad = violations(files);
   assert.equal(bad, [], `imports against the room order:\n  ${bad.join('\n  ')}`);
@@ -74,12 +79,16 @@ test('the checker sees every import form and refuses upward and sideways imports
     { path: 'src/cli/b.ts', source: "import type {\n  T,\n} from '../../bench/train.js';\nconst m = await import('../../bench/ops.js');" },
     { path: 'bench/c.ts', source: "export { u } from '../src/cli/args.js';\nimport '../node_modules/x/y.js';\nimport { v } from '../src/models/index.js';" },
     { path: 'src/gpu/d.ts', source: "import { w } from '../base/atomic_file.js'; import { z } from './arena.js';" },
+    { path: 'web/train/e.ts', source: "import { p } from '../digits/preprocess.js';\nimport { q } from '../common/engine.js';\nimport { r } from '../../bench/train.js';" },
+    { path: 'src/models/f.ts', source: "import { s } from '../../web/common/engine.js';" },
   ]);
   assert.equal(bad, [
     'src/io/a.ts imports "../train/checkpoint.js" (src/io may not import src/train)',
     'src/cli/b.ts imports "../../bench/train.js" (src/cli may not import bench)',
     'src/cli/b.ts imports "../../bench/ops.js" (src/cli may not import bench)',
     'bench/c.ts imports "../src/cli/args.js" (bench may not import src/cli)',
+    'web/train/e.ts imports "../digits/preprocess.js" (web/train may not import web/digits)',
+    'src/models/f.ts imports "../../web/common/engine.js" (src/models may not import web/common)',
   ]);
 });
 
