@@ -120,6 +120,17 @@ test('unreadable files are reported by name with a count, and the rest is used',
   assert.is(data.split.train.labels.length, 12);
   assert.is(data.split.test.labels.length, 6);
   assert.equal(data.split.train.classNames, [...SHAPE_CLASSES]);
+  // The images kept are those of the same folder without the broken files, in order: the gap that
+  // cut.jpg (first of its class) leaves in the held array is closed.
+  const clean = join(root, 'clean');
+  await writeShapeFolder(join(clean, 'train'), 4, 1, 20);
+  await writeShapeFolder(join(clean, 'val'), 2, 2, 20);
+  const expected = await loadFolderData({ dataDir: clean, seed: 0, augment: false }, preset('densenet-bc-tiny'), () => {});
+  for (const part of ['train', 'test'] as const) {
+    const [got, want] = [data.split[part], expected.split[part]] as { images: Float32Array; labels: Uint32Array }[];
+    assert.equal([got.images.length, got.labels], [want.images.length, want.labels], part);
+    assert.ok(got.images.every((v, i) => v === want.images[i]), `${part}: the held images differ from the clean folder's`);
+  }
   // A gray model gets gray images at its size, normalized by the training set (ImageNet's are RGB).
   const gray = await loadFolderData({ dataDir: dir, seed: 0, augment: false }, preset('digits-tiny'), () => {});
   assert.equal([gray.split.train.shape, gray.preprocessing.normalize, gray.split.mean.length], [[1, 28, 28], 'dataset', 1]);
@@ -131,6 +142,30 @@ test('unreadable files are reported by name with a count, and the rest is used',
   await writeShapeFolder(join(lost, 'val'), 1, 4, 20);
   await writeFile(join(lost, 'val', 'square', 'square-000.jpg'), 'broken');
   await rejects(loadFolderData({ dataDir: lost, seed: 0, augment: false }, preset('densenet-bc-tiny'), () => {}), /no readable validation image is left in class square/, 'empty after skipping');
+});
+
+test('a folder too large to hold in memory is refused before decoding, with a --limit that fits', async () => {
+  const dir = join(root, 'large');
+  await writeShapeFolder(join(dir, 'train'), 6, 5, 20); // 18 training images, 3 classes
+  await writeShapeFolder(join(dir, 'val'), 2, 6, 20); // 6 validation images
+  const config = preset('densenet-bc-tiny'); // 3×16×16: 3,072 bytes an image
+  const budget = 12 * 3072; // half of the 24 images
+  let message = '';
+  try {
+    await loadFolderData({ dataDir: dir, seed: 0, augment: false, memoryBudgetBytes: budget }, config, () => {});
+  } catch (e) {
+    assert.instance(e, DatasetError);
+    message = (e as Error).message;
+  }
+  assert.match(message, /its 24 images at 3×16×16 would take 0\.00 GiB in memory, more than the 0\.00 GiB it may/);
+  const limit = Number(/use --limit (\d+) or less/.exec(message)?.[1]);
+  assert.is(limit, 9, message); // 12 images fit; 18 of every 24 are training images
+  const fits = await loadFolderData({ dataDir: dir, seed: 0, augment: false, memoryBudgetBytes: budget, limit }, config, () => {});
+  assert.is(fits.split.train.labels.length + fits.split.test.labels.length, 12);
+  // ImageNet-stem models hold nothing: the budget does not apply.
+  const streamed = await loadFolderData({ dataDir: dir, seed: 0, augment: false, memoryBudgetBytes: 1 },
+    denseNetConfig({ name: 'tiny-imagenet-stem', blocks: [2, 2], growthRate: 4, initialFeatures: 8, bottleneck: true, stem: 'imagenet', inputShape: [3, 48, 48], classes: 3 }), () => {});
+  assert.ok(streamed.streamed);
 });
 
 test('RandomResizedCrop boxes follow torchvision: inside the image, area 8–100%, ratio 3/4–4/3; fallback centred', () => {

@@ -7,6 +7,7 @@
 // - ImageNet-stem models (224) cannot hold a folder in memory, so their images are decoded again per
 //   batch (folder_stream.ts) with RandomResizedCrop + flip, and evaluated with resize + centre crop.
 
+import { freeMemoryBytes } from '../../base/host.js';
 import { decodeImageFile } from '../images.js';
 import { evalInput, IMAGENET_MEAN, IMAGENET_STD, preprocessingFor, type Preprocessing } from '../preprocessing.js';
 import type { DenseNetConfig } from '../../models/densenet_config.js';
@@ -47,6 +48,12 @@ export interface FolderOptions {
   /** Default: 'imagenet' for 3-channel models, 'dataset' for 1-channel ones. */
   normalize?: 'imagenet' | 'dataset';
   augment: boolean;
+  /**
+   * Bytes the in-memory images may take (default: half the memory available when loading starts).
+   * Above it the run is refused before decoding, naming the size and the fixes, instead of the
+   * process dying of memory after minutes of decoding.
+   */
+  memoryBudgetBytes?: number;
 }
 
 /** Images decoded at once while checking (sharp decodes on libuv's thread pool). */
@@ -96,12 +103,19 @@ export async function loadFolderData(o: FolderOptions, config: DenseNetConfig, l
   // channel (float64; values in [0, 1], so the one-pass variance loses nothing that matters).
   const sums = new Float64Array(2 * c);
   let summed = 0;
+  if (!streamed) checkMemory(scanned.root, train.length, val.length, [c, h, w], o.memoryBudgetBytes ?? freeMemoryBytes() / 2);
   const decodeSplit = async (files: FolderFile[], isTrain: boolean) => {
     const keep = !streamed;
-    const inputs = await mapConcurrent(files, IN_FLIGHT, async (f): Promise<Float32Array | true | undefined> => {
+    // Each image is written into its place in one array as it is decoded: the split's images are
+    // never held twice (once per image and once together).
+    const held = new Float32Array(keep ? files.length * plane : 0);
+    const inputs = await mapConcurrent(files, IN_FLIGHT, async (f, i): Promise<true | undefined> => {
       try {
         const image = await decodeImageFile(f.path);
-        if (keep) return evalInput(image, preprocessingWithout);
+        if (keep) {
+          held.set(evalInput(image, preprocessingWithout), i * plane);
+          return true;
+        }
         if (isTrain && normalize === 'dataset') {
           const x = evalInput(image, preprocessingWithout);
           for (let ch = 0; ch < c; ch++) {
@@ -116,9 +130,10 @@ export async function loadFolderData(o: FolderOptions, config: DenseNetConfig, l
       }
     });
     const kept = files.filter((_, i) => inputs[i] !== undefined);
-    const images = new Float32Array(keep ? kept.length * plane : 0);
+    // Close the gaps that unreadable files left, in place; the tail is cut off only where there was one.
     let at = 0;
-    for (const x of inputs) if (x instanceof Float32Array) images.set(x, plane * at++);
+    inputs.forEach((ok, i) => { if (ok && keep) held.copyWithin(plane * at++, plane * i, plane * (i + 1)); });
+    const images = !keep || kept.length === files.length ? held : held.slice(0, kept.length * plane);
     return { kept, images };
   };
   const decodedTrain = await decodeSplit(train, true);
@@ -151,6 +166,18 @@ export async function loadFolderData(o: FolderOptions, config: DenseNetConfig, l
     name: 'folder', images: d.images, labels: labelsOf(d.kept), shape, classes, classNames: [...scanned.classNames],
   });
   return { split: { train: dataset(decodedTrain), test: dataset(decodedVal), ...stats }, streamed, preprocessing, skipped, description };
+}
+
+/** Refuses a folder whose images would not fit `budgetBytes` in memory, before any is decoded. */
+function checkMemory(root: string, train: number, val: number, [c, h, w]: [number, number, number], budgetBytes: number): void {
+  const bytes = (train + val) * c * h * w * 4;
+  if (bytes <= budgetBytes) return;
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  // --limit counts training images and takes validation images in proportion.
+  const limit = Math.floor((budgetBytes / (c * h * w * 4)) * (train / (train + val)));
+  throw new DatasetError(`folder ${root}: its ${(train + val).toLocaleString('en-US')} images at ${c}×${h}×${w} would take ${gib(bytes)} in memory, ` +
+    `more than the ${gib(budgetBytes)} it may (half the memory available now): use --limit ${limit.toLocaleString('en-US').replace(/,/g, '')} or less, ` +
+    'free memory, or train a model with an ImageNet stem, whose images are decoded per batch instead of held');
 }
 
 /**
