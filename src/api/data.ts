@@ -45,6 +45,11 @@ export interface ImageDataset {
   readonly classNames: readonly string[];
   /** The normalization `read` applies to raw [0, 1] pixels; train() records it in the model, so predict() applies it to files. */
   readonly normalization?: { mean: number[]; std: number[] };
+  /**
+   * Light strokes on a dark background (MNIST digits): train() records it in the model's
+   * preprocessing, so predict() inverts a gray image file whose mean is light (a drawing on paper).
+   */
+  readonly invertLight?: boolean;
   read(indices: Uint32Array, context: ReadContext): Batch | Promise<Batch>;
 }
 
@@ -131,7 +136,8 @@ function split(data: DatasetSplit, augment: boolean | AugmentOptions | undefined
  * 80/20 into train and test, seeded and stratified. `limit` uses that many digits in all.
  */
 export function loadDigits(options: { limit?: number; seed?: number } = {}): TrainTestSplit {
-  return split(loadMnist({ seed: options.seed, limit: options.limit }), undefined);
+  const { train, test } = split(loadMnist({ seed: options.seed, limit: options.limit }), undefined);
+  return { train: { ...train, invertLight: true }, test: { ...test, invertLight: true } };
 }
 
 /**

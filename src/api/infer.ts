@@ -8,7 +8,7 @@ import type { MemoryStrategy } from './model.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
-import { imagenetInput } from '../train/preprocessing.js';
+import { imagenetInput, invertsLight } from '../train/preprocessing.js';
 import type { ImageDataset } from './data.js';
 import { modelState, type ModelState } from './internal.js';
 import type { Model } from './model.js';
@@ -129,12 +129,13 @@ export async function evaluate(model: Model, data: ImageDataset, options: Infere
 /**
  * Images as the model takes them: each file decoded and fitted to the input size by the model's
  * preprocessing ('center-crop': torchvision's evaluation transform; 'resize'), or raw arrays as
- * they are; then normalized with the model's mean and std. Image-major N·C·H·W.
+ * they are; then normalized with the model's mean and std (a light file inverted first where the
+ * preprocessing says invertLight and the model is gray). Image-major N·C·H·W.
  */
 export async function prepareImages(model: Model, images: ImageInput): Promise<Float32Array> {
   const [c, h, w] = model.inputShape;
   const per = c * h * w;
-  const { mean, std, resize } = model.preprocessing;
+  const { mean, std, resize, invertLight } = model.preprocessing;
   if (images instanceof Float32Array) {
     if (images.length === 0 || images.length % per !== 0) {
       throw new UsageError(`model "${model.name}" takes images of [${c}, ${h}, ${w}] (${per} values each); got ${images.length} values`);
@@ -150,7 +151,8 @@ export async function prepareImages(model: Model, images: ImageInput): Promise<F
   const out = new Float32Array(images.length * per);
   for (let i = 0; i < images.length; i++) {
     const image = await decodeImageFile(images[i]);
-    const one = resize === 'center-crop' ? imagenetInput(image, [c, h, w], { mean, std }) : toModelInput(image, { channels: c, height: h, width: w, mean, std });
+    const one = resize === 'center-crop' ? imagenetInput(image, [c, h, w], { mean, std })
+      : toModelInput(image, { channels: c, height: h, width: w, mean, std, invert: invertsLight(image, c, invertLight) });
     out.set(one, i * per);
   }
   return out;

@@ -35,6 +35,11 @@ export interface Preprocessing {
    * straight to the input's height × width.
    */
   resize: 'center-crop' | 'resize';
+  /**
+   * A gray (1-channel) model inverts an image file whose mean is light: set where the model learned
+   * light strokes on a dark background (MNIST digits) and is shown dark drawings on paper.
+   */
+  invertLight?: boolean;
 }
 
 export interface ModelOptions {

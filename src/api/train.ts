@@ -202,6 +202,7 @@ export async function train(model: Model, data: ImageDataset | ImageArrays, opti
   }
   model.classNames = [...trainSet.classNames];
   if (trainSet.normalization) model.preprocessing = { ...model.preprocessing, mean: [...trainSet.normalization.mean], std: [...trainSet.normalization.std] };
+  if (trainSet.invertLight !== undefined) model.preprocessing = { ...model.preprocessing, invertLight: trainSet.invertLight };
   return {
     status: aborted ? 'aborted' : 'completed', epochs: history, steps: session.stepsTaken, seconds: (performance.now() - started) / 1000,
     imagesPerSec: trainSeconds > 0 ? trainImages / trainSeconds : 0, peakGpuBytes: state.gpu.arena.peakBytes,

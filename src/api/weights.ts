@@ -83,7 +83,7 @@ function applyRecorded(model: Model, metadata: Record<string, string>, skippedCl
   const pre = parse(PREPROCESSING_KEY) as Preprocessing | undefined;
   const c = model.inputShape[0];
   if (pre && Array.isArray(pre.mean) && Array.isArray(pre.std) && pre.mean.length === c && pre.std.length === c && (pre.resize === 'resize' || pre.resize === 'center-crop')) {
-    model.preprocessing = { mean: pre.mean.map(Number), std: pre.std.map(Number), resize: pre.resize };
+    model.preprocessing = { mean: pre.mean.map(Number), std: pre.std.map(Number), resize: pre.resize, ...(pre.invertLight === true && c === 1 ? { invertLight: true } : {}) };
   }
 }
 

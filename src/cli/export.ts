@@ -79,7 +79,8 @@ export async function runExport(flags: ParsedFlags, log: (line: string) => void 
       const metadata: Record<string, string> = numberList(mean) && numberList(std) ? {
         [PREPROCESSING_KEYS.mean]: JSON.stringify(mean), [PREPROCESSING_KEYS.std]: JSON.stringify(std),
         ...(recorded && numberList(recorded.mean) && numberList(recorded.std) ? { [PREPROCESSING_KEYS.preprocessing]: JSON.stringify({
-          mean: recorded.mean, std: recorded.std, resize: recorded.resize === 'shorter-crop' ? 'center-crop' : 'resize' }) } : {}),
+          mean: recorded.mean, std: recorded.std, resize: recorded.resize === 'shorter-crop' ? 'center-crop' : 'resize',
+          ...(recorded.invertLight === true ? { invertLight: true } : {}) }) } : {}),
         ...(stringList(classNames) ? { [PREPROCESSING_KEYS.classNames]: JSON.stringify(classNames) } : {}),
       } : {};
       const report = await asUsage('export', () => exportTorchvisionWeights({ ...contents, name: checkpoint }, out, { metadata }));

@@ -18,7 +18,7 @@ import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNet
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
-import { imagenetInput } from '../train/preprocessing.js';
+import { imagenetInput, invertsLight } from '../train/preprocessing.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
 import { readSafetensors, SafetensorsError, type SafetensorsContents } from '../io/safetensors.js';
@@ -36,8 +36,12 @@ export const METADATA_KEYS = {
   preprocessing: 'densenet_wgsl.preprocessing', mean: 'densenet_wgsl.mean', std: 'densenet_wgsl.std', classNames: 'densenet_wgsl.class_names',
 } as const;
 
-/** How a file becomes model input: per-channel mean/std, and 'center-crop' (torchvision's evaluation transform) or 'resize' (straight to H×W). */
-export interface FilePreprocessing { mean: number[]; std: number[]; resize: 'center-crop' | 'resize' }
+/**
+ * How a file becomes model input: per-channel mean/std, and 'center-crop' (torchvision's evaluation
+ * transform) or 'resize' (straight to H×W); `invertLight`: a gray model inverts a light image (one
+ * trained on white-on-black digits, which a drawing on paper is not).
+ */
+export interface FilePreprocessing { mean: number[]; std: number[]; resize: 'center-crop' | 'resize'; invertLight?: boolean }
 
 const parseMetadata = (metadata: Record<string, string>, key: string): unknown => {
   try { return metadata[key] === undefined ? undefined : JSON.parse(metadata[key]); } catch { return undefined; }
@@ -53,7 +57,7 @@ export function recordedPreprocessing(metadata: Record<string, string>, config: 
   const c = config.inputShape[0];
   const full = parseMetadata(metadata, METADATA_KEYS.preprocessing) as Partial<FilePreprocessing> | undefined;
   if (full && isNumbers(full.mean, c) && isNumbers(full.std, c) && full.std.every((v) => v > 0) && (full.resize === 'center-crop' || full.resize === 'resize')) {
-    return { mean: full.mean, std: full.std, resize: full.resize };
+    return { mean: full.mean, std: full.std, resize: full.resize, ...(full.invertLight === true && c === 1 ? { invertLight: true } : {}) };
   }
   const mean = parseMetadata(metadata, METADATA_KEYS.mean);
   const std = parseMetadata(metadata, METADATA_KEYS.std);
@@ -71,7 +75,7 @@ export function recordedClassNames(metadata: Record<string, string>, classes: nu
 function fileInput(image: Parameters<typeof imagenetInput>[0], shape: readonly [number, number, number], p: FilePreprocessing | undefined): Float32Array {
   if (!p || p.resize === 'center-crop') return imagenetInput(image, shape, p);
   const [c, h, w] = shape;
-  return toModelInput(image, { channels: c, height: h, width: w, mean: p.mean, std: p.std });
+  return toModelInput(image, { channels: c, height: h, width: w, mean: p.mean, std: p.std, invert: invertsLight(image, c, p.invertLight) });
 }
 
 export interface RunStats {
@@ -248,7 +252,7 @@ function statsLine(s: RunStats): string {
 function preprocessingLine(weights: string, p: FilePreprocessing, classNames: string[] | undefined): string {
   const fmt = (v: number[]) => `[${v.map((x) => x.toFixed(4)).join(', ')}]`;
   return `preprocessing recorded in ${weights}: ${p.resize === 'center-crop' ? 'resize the shorter side and centre-crop' : 'resize to the input size'}, ` +
-    `mean ${fmt(p.mean)}, std ${fmt(p.std)}${classNames ? `; classes ${classNames.join(', ')}` : ''}`;
+    `mean ${fmt(p.mean)}, std ${fmt(p.std)}${p.invertLight ? ', a light image inverted (the model learned light strokes on black)' : ''}${classNames ? `; classes ${classNames.join(', ')}` : ''}`;
 }
 
 /**

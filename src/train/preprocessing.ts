@@ -63,8 +63,7 @@ export function evalInput(image: FloatImage, p: Preprocessing): Float32Array {
   const [c, h, w] = p.inputShape;
   let img = image;
   if (p.resize === 'shorter-crop') img = centerCrop(resizeShorterSide(img, p.resizeTo ?? Math.min(h, w)), w, h);
-  const invert = p.invertLight === true && c === 1 && meanValue(image.data) > 0.5;
-  return toModelInput(img, { channels: c, height: h, width: w, invert });
+  return toModelInput(img, { channels: c, height: h, width: w, invert: invertsLight(image, c, p.invertLight) });
 }
 
 /**
@@ -80,6 +79,15 @@ export function imagenetInput(image: FloatImage, inputShape: readonly [number, n
   const plane = h * w;
   for (let ch = 0; ch < 3; ch++) for (let k = ch * plane; k < (ch + 1) * plane; k++) x[k] = (x[k] - normalization.mean[ch]) / normalization.std[ch];
   return x;
+}
+
+/**
+ * Whether `image` is inverted on its way into a `channels`-channel model whose preprocessing says
+ * `invertLight` (a model trained on white-on-black MNIST digits): a gray model's input whose mean
+ * is light, i.e. a dark drawing on a light background.
+ */
+export function invertsLight(image: FloatImage, channels: number, invertLight: boolean | undefined): boolean {
+  return invertLight === true && channels === 1 && meanValue(image.data) > 0.5;
 }
 
 function meanValue(data: Float32Array): number {
