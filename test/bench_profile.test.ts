@@ -61,6 +61,31 @@ test('a step timed whole or launch by launch is the same step: losses and weight
   }
 });
 
+test('PassTimer: more passes than one query set holds (4,096 timestamps), reused, and misuse named', async () => {
+  const gpu = await testGpu();
+  const passes = 2100; // 4,200 timestamps: two query sets, the second resolved at its 256-byte-aligned offset
+  const timer = new PassTimer(gpu.device, passes, true);
+  try {
+    for (let round = 0; round < 2; round++) {
+      gpu.device.pushErrorScope('validation'); // a resolve at a bad offset would leave zeros, not fail a read
+      const encoder = gpu.device.createCommandEncoder();
+      for (let i = 0; i < passes; i++) timer.beginPass(encoder).end();
+      assert.throws(() => timer.beginPass(encoder), /more than the 2100 passes/);
+      timer.finish(encoder);
+      gpu.device.queue.submit([encoder.finish()]);
+      assert.is(await gpu.device.popErrorScope(), null, 'recording and resolving are valid');
+      const ms = await timer.read();
+      assert.is(ms.length, passes);
+      assert.ok(ms.every((t) => Number.isFinite(t) && t >= 0 && t < 1000), `round ${round}: ${ms.filter((t) => !(t >= 0 && t < 1000)).slice(0, 3)}`);
+    }
+    const encoder = gpu.device.createCommandEncoder();
+    timer.beginPass(encoder).end();
+    assert.throws(() => timer.finish(encoder), /1 of 2100 passes were recorded/);
+  } finally {
+    timer.destroy();
+  }
+});
+
 test('launch times are attributed to their ops in order; groups add up', () => {
   const ops: ProfiledOp[] = [
     { name: 'features.denseblock1.denselayer1.conv1', phase: 'forward', kernels: ['conv2d'], flops: 2e6, bytes: 4e6 },
