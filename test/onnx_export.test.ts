@@ -83,10 +83,10 @@ test('the graph has the ops DenseNet-121 and DenseNet-BC-100-12 are made of (cou
   });
 });
 
-test('dynamic batch: one file runs at batch 1 and 3, and each image gives the same logits either way', async () => {
+test('dynamic batch (and height, width): one file runs at batch 1 and 3, and each image gives the same logits either way', async () => {
   const bytes = encodeDenseNetOnnx(DIGITS, randomDenseNetParams(DIGITS, 5));
   const model = decodeOnnxModel(bytes);
-  assert.equal(model.graph.input[0].type.tensor_type.shape.dim, [{ dim_param: 'batch' }, { dim_value: 1 }, { dim_value: 28 }, { dim_value: 28 }]);
+  assert.equal(model.graph.input[0].type.tensor_type.shape.dim, [{ dim_param: 'batch' }, { dim_value: 1 }, { dim_param: 'height' }, { dim_param: 'width' }]);
   assert.equal(model.graph.output[0].type.tensor_type.shape.dim, [{ dim_param: 'batch' }, { dim_value: 10 }]);
   const images = randomInput(3 * 28 * 28, 6);
   const three = (await ortRun(bytes, images, [3, 1, 28, 28])).logits;

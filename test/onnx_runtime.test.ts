@@ -107,6 +107,26 @@ test('DenseNet-121 at 224×224 (imagenet stem, max pool), batch 1', async () => 
   agree('densenet121, batch 1', ort.logits.data, engine);
 });
 
+test('other input sizes than the one trained at (height, width are dynamic): ONNX Runtime equals the engine built at that size', async () => {
+  const gpu = await testGpu();
+  // A cifar stem (3×3 conv, two 2×2 transitions) at 40×36, and an imagenet stem (7×7/2 conv, 3×3/2
+  // max pool with padding, transitions) at odd 57×45: every pool and padding meets an odd size.
+  const cases: [DenseNetConfig, [number, number]][] = [
+    [denseNetConfig({ name: 'cifar-stem-sizes', blocks: [2, 2, 2], growthRate: 4, initialFeatures: 8, bottleneck: true, inputShape: [3, 32, 32], classes: 5 }), [40, 36]],
+    [denseNetConfig({ name: 'imagenet-stem-sizes', blocks: [2, 2], growthRate: 4, initialFeatures: 8, bottleneck: true, compression: 0.5, stem: 'imagenet', inputShape: [3, 48, 48], classes: 5 }), [57, 45]],
+  ];
+  for (const [trained, [h, w]] of cases) {
+    const params = randomDenseNetParams(trained, 61);
+    const file = encodeDenseNetOnnx(trained, params);
+    const other = { ...trained, inputShape: [3, h, w] as [number, number, number] };
+    const batch = 2;
+    const images = imagesOf(other, batch, 62);
+    const ort = await ortRun(file, images, [batch, 3, h, w]);
+    assert.equal(ort.logits.dims, [batch, 5]);
+    agree(`${trained.name} trained at ${trained.inputShape.slice(1).join('×')}, run at ${h}×${w}`, ort.logits.data, await engineOutput(gpu, other, params, images, batch));
+  }
+});
+
 test('a non-BC feature extractor with dropout: output "features" equals the engine\'s pooled features', async () => {
   const gpu = await testGpu();
   const config = denseNetConfig({ name: 'tiny-plain-features', blocks: [2, 3], growthRate: 4, initialFeatures: 6, bottleneck: false, dropRate: 0.2, inputShape: [3, 12, 12], classes: null });

@@ -27,6 +27,13 @@ export const ONNX_OPSET = 17;
 export const ONNX_INPUT_NAME = 'input';
 /** The batch dimension's symbolic name (dim_param) on the input and every output. */
 export const ONNX_BATCH_DIM = 'batch';
+/**
+ * The input's height and width are symbolic too: every layer is a convolution or a pool with its
+ * own kernel, and the head a GlobalAveragePool, so the graph takes any size the downsamplings
+ * leave at least 1×1 (as torchvision's module does); metadata input_size says what it was trained at.
+ */
+export const ONNX_HEIGHT_DIM = 'height';
+export const ONNX_WIDTH_DIM = 'width';
 
 /** A model the exporter cannot write as ONNX; the message names the option or layer. */
 export class OnnxExportError extends Error {
@@ -180,7 +187,8 @@ export function denseNetOnnxModel(config: DenseNetConfig, params: Map<string, Fl
       name: config.name,
       node: nodes,
       initializer: initializers,
-      input: [tensorInfo(ONNX_INPUT_NAME, [batch, { dim_value: c }, { dim_value: h }, { dim_value: w }], `[batch, ${c}, ${h}, ${w}] float32 NCHW, normalized (see metadata mean, std)`)],
+      input: [tensorInfo(ONNX_INPUT_NAME, [batch, { dim_value: c }, { dim_param: ONNX_HEIGHT_DIM }, { dim_param: ONNX_WIDTH_DIM }],
+        `[batch, ${c}, height, width] float32 NCHW, normalized (see metadata mean, std); trained at ${h}×${w} (metadata input_size)`)],
       output: outputs.map((name) => tensorInfo(name, [batch, { dim_value: width }], outputDocs[name])),
     },
     metadata_props: Object.entries(metadataOf(config, options)).map(([key, value]) => ({ key, value })),
