@@ -6,7 +6,7 @@
 // timestamped pass of its own (where that time goes). Medians over the steps. The tables are
 // profile_report.ts's. Training steps update the weights as training does (SGD on one random batch).
 
-import { writeFileSync } from 'node:fs';
+import { writeFile } from '../src/base/host.js';
 import { formatAdapter, openDevice, type Gpu, type OpenDeviceOptions } from '../src/gpu/device.js';
 import { kernelClass } from '../src/gpu/profile.js';
 import { median, PassTimer } from '../src/gpu/timing.js';
@@ -134,7 +134,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileReport> {
       log('');
       log(formatProfile(report, o.top));
       if (o.json) {
-        writeFileSync(o.json, JSON.stringify({ ...report, command: o.command, ops: times }, null, 2) + '\n');
+        await writeFile(o.json, JSON.stringify({ ...report, command: o.command, ops: times }, null, 2) + '\n');
         log(`wrote the profile to ${o.json}`);
       }
       return report;

@@ -219,7 +219,7 @@ test('Train: one training step in the page gives Node\'s loss and updated weight
   await page.close();
 });
 
-test('Benchmark: the page runs bench ops (small shapes) and a bench train step against tfjs-webgpu and fills both tables; the JSON record names the adapter', async () => {
+test('Benchmark: the page runs bench ops (small shapes), a bench train step against tfjs-webgpu and bench profile, and fills the tables; the JSON record names the adapter', async () => {
   const { page, errors } = await open(browser, 'bench/');
   await page.evaluate(() => (globalThis as any).benchPage.ready);
   await page.fill('#reps', '1');
@@ -239,8 +239,17 @@ test('Benchmark: the page runs bench ops (small shapes) and a bench train step a
   for (const row of trainCells) assert.match(row[3], /^\d+\.\d\d$/, `images/s of ${row.join(' | ')}`);
   // Same parameters and batch: the first losses agree (they are printed to 5 decimals).
   assert.ok(Math.abs(Number(trainCells[0][6]) - Number(trainCells[1][6])) <= 2e-5, `first losses ${trainCells[0][6]} and ${trainCells[1][6]}`);
-  const record = await page.evaluate(() => (globalThis as any).benchPage.record()) as { adapter: { class: string }; browser: string; ops: { rows: unknown[] }; train: { rows: unknown[] } };
-  assert.ok(record.adapter.class && record.browser && record.ops.rows.length === 8 && record.train.rows.length === 2, 'the JSON record holds the adapter, the browser and both tables');
+  // bench profile of a tiny training step: every launch timed, the roles add up to the launches' sum.
+  const p = await page.evaluate(() => (globalThis as any).benchPage.profileStep({ model: 'digits-tiny', batch: 2, mode: 'train', steps: 1 })) as
+    { launches: number; launchSumMs: number; byRole: [string, number, number][] };
+  assert.ok(p.launches > 50, `${p.launches} launches`);
+  assert.is(p.byRole.reduce((s, r) => s + r[1], 0), p.launches);
+  assert.ok(Math.abs(p.byRole.reduce((s, r) => s + r[2], 0) - p.launchSumMs) <= 1e-9 * p.launchSumMs && p.launchSumMs > 0, `roles sum to the launches' ${p.launchSumMs} ms`);
+  assert.match(await page.textContent('#profile-report') ?? '', 'launches timed one by one');
+  const record = await page.evaluate(() => (globalThis as any).benchPage.record()) as
+    { adapter: { class: string }; browser: string; ops: { rows: unknown[] }; train: { rows: unknown[] }; profile: { header: { model: string } } };
+  assert.ok(record.adapter.class && record.browser && record.ops.rows.length === 8 && record.train.rows.length === 2 && record.profile.header.model === 'digits-tiny',
+    'the JSON record holds the adapter, the browser, both tables and the profile');
   assert.is(await page.isEnabled('#download'), true);
   await page.screenshot({ path: join(SHOTS, 'web-bench.png'), fullPage: true });
   assert.equal(errors, []);

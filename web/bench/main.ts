@@ -1,15 +1,18 @@
 // The benchmark page: `bench ops` and `bench train` (bench/ops.ts, bench/train.ts, the CLI's code) run
 // in the tab on the visitor's GPU, ours against @tensorflow/tfjs-backend-webgpu on the same device,
-// as tables and a JSON download that records the adapter and the browser.
+// and `bench profile` (bench/profile.ts) times each of our launches of one step; as tables and a
+// JSON download that records the adapter and the browser.
 
 import { adapterLine, showProblem, startPage, type Gpu } from '../common/engine.js';
 import { runOpsBenchmark, type OpsRow } from '../../bench/ops.js';
 import type { Scale } from '../../bench/ops_spec.js';
 import { runTrainBenchmark, type TrainRow } from '../../bench/train.js';
+import { runProfile } from '../../bench/profile.js';
+import { formatProfile } from '../../bench/profile_report.js';
 
 const $ = (id: string) => document.getElementById(id)!;
 let gpu: Gpu | undefined;
-let record: { ops?: object; train?: object; browser: string; adapter?: object } | undefined;
+let record: { ops?: object; train?: object; profile?: object; browser: string; adapter?: object } | undefined;
 
 const ms = (v: number | null, error?: string) => (v === null ? `<span class="slower" title="${error ?? ''}">failed</span>` : v.toFixed(3));
 
@@ -75,6 +78,32 @@ async function runTrain(test: { model?: string; batch?: number; steps?: number }
   }
 }
 
+/** `bench profile` of one model, batch and mode: per-launch GPU times summed into the CLI's tables. */
+async function profileStep(test: { model?: string; batch?: number; mode?: 'train' | 'inference'; steps?: number } = {}): Promise<Record<string, unknown>> {
+  const [chosenModel, chosenBatch] = ($('profile-config') as HTMLSelectElement).value.split(':');
+  const model = test.model ?? chosenModel, batch = test.batch ?? Number(chosenBatch);
+  const mode = test.mode ?? ($('profile-mode') as HTMLSelectElement).value as 'train' | 'inference';
+  const top = 12;
+  ($('run-profile') as HTMLButtonElement).disabled = true;
+  $('log').textContent = '';
+  $('profile-report').textContent = '';
+  $('profile-status').textContent = `profiling ${model} batch ${batch} (${mode})… (compiling the GPU programs first)`;
+  const started = performance.now();
+  try {
+    const report = await runProfile({
+      gpu, model, batch, mode, memory: 'fused', steps: test.steps ?? 3, top, command: `web bench page: profile ${model} batch ${batch} ${mode}`,
+      log: (line) => { $('log').textContent += `${line}\n`; },
+    });
+    $('profile-report').textContent = formatProfile(report, top);
+    $('profile-status').textContent = `done in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    record = { ...record, browser: navigator.userAgent, adapter: gpu!.profile, profile: report };
+    ($('download') as HTMLButtonElement).disabled = false;
+    return { launches: report.header.launches, launchSumMs: report.header.launchSumMs, byRole: report.byRole.map((g) => [g.name, g.launches, g.ms]) };
+  } finally {
+    ($('run-profile') as HTMLButtonElement).disabled = false;
+  }
+}
+
 function download(): void {
   if (!record) return;
   const a = document.createElement('a');
@@ -90,6 +119,8 @@ async function main(): Promise<void> {
   $('status').textContent = `ready on ${adapterLine(gpu)}`;
   ($('run') as HTMLButtonElement).disabled = false;
   ($('run-train') as HTMLButtonElement).disabled = false;
+  ($('run-profile') as HTMLButtonElement).disabled = false;
+  $('run-profile').addEventListener('click', () => void profileStep().catch((e) => showProblem(`The profile failed: ${(e as Error).message}`)));
   $('run-train').addEventListener('click', () => void runTrain().catch((e) => showProblem(`The training benchmark failed: ${(e as Error).message}`)));
   $('run').addEventListener('click', () => void run().catch((e) => showProblem(`The benchmark failed: ${(e as Error).message}`)));
   $('download').addEventListener('click', download);
@@ -97,4 +128,4 @@ async function main(): Promise<void> {
 
 const ready = main().catch((e) => showProblem(`The page failed: ${(e as Error).message}`));
 // For the browser tests: run with the page's current settings.
-(globalThis as Record<string, unknown>).benchPage = { ready, run, runTrain, record: () => record };
+(globalThis as Record<string, unknown>).benchPage = { ready, run, runTrain, profileStep, record: () => record };
