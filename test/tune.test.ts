@@ -85,6 +85,17 @@ test('the sites of a graph are its distinct conv and average-pool shapes; every 
   }
 });
 
+test('--freeze features: the frozen graph\'s sites are the forward ones (none of its backward kernels), all of them sites of the full graph too', async () => {
+  const gpu = await testGpu();
+  const full = collectSites(gpu, target);
+  const frozen = collectSites(gpu, { ...target, freeze: 'features' });
+  const keys = (sites: typeof full) => sites.map((s) => `${s.kernel} ${s.key}`);
+  assert.ok(frozen.length > 0 && frozen.length < full.length, `${frozen.length} sites frozen, ${full.length} in all`);
+  assert.equal(frozen.filter((s) => /backward/.test(s.kernel)).map((s) => s.kernel), [], 'no backward kernel of a frozen layer');
+  for (const k of keys(frozen)) assert.ok(keys(full).includes(k), `${k} is a site of the full graph too`);
+  assert.equal(keys(frozen).sort(), keys(full).filter((k) => !/backward/.test(k)).sort(), 'exactly the forward sites');
+});
+
 test('a table of non-default choices trains with the same losses (rel 1e-5) and gradients (atol 2e-5 + rtol 1e-3) as the defaults, and reaches the launches', async () => {
   const gpu = await testGpu();
   const table = alternativeTable(gpu);

@@ -126,7 +126,7 @@ export async function runTrain(flags: ParsedFlags, given: Set<string>): Promise<
   try {
     const tuneFor = options;
     const readWeights = options.weights ? fineTuneWeightsReader(options.weights) : undefined;
-    const summary = await train(options, tunedAdapterOptions(flags, () => [tuneTarget(tuneFor.model, tuneFor.batch, tuneFor.memory, true)]), console.log, { readWeights });
+    const summary = await train(options, tunedAdapterOptions(flags, () => [tuneTarget(tuneFor.model, tuneFor.batch, tuneFor.memory, true, tuneFor.freeze)]), console.log, { readWeights });
     const pct = (x: number | null) => (x === null ? 'none' : `${(100 * x).toFixed(2)}%`);
     const accuracy = summary.testAccuracy === null ? 'no epoch finished, nothing evaluated' : `test accuracy ${pct(summary.testAccuracy)} (best ${pct(summary.bestTestAccuracy)})`;
     // Name only the files that exist: an interrupted first epoch has no plot and no best checkpoint.

@@ -5,7 +5,7 @@
 import { openDevice, type Gpu, type OpenDeviceOptions } from '../gpu/device.js';
 import { setTuning, TuningTable } from '../gpu/tuning.js';
 import { adapterIdentity, loadTuningCache, saveTuningCache } from '../gpu/tuning_cache.js';
-import { checkStrategy, type MemoryStrategy } from '../models/densenet_graph.js';
+import { checkFreeze, checkStrategy, type FreezePart, type MemoryStrategy } from '../models/densenet_graph.js';
 import { baseModelConfig } from '../train/trainer.js';
 import { ADAPTER_FLAGS, adapterOptions, UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { cacheEntries, formatSiteResult, keptDefault, tuneTargets, type TuneTarget } from './tuner.js';
@@ -27,8 +27,13 @@ export const TUNE_COMMAND_FLAGS: FlagSpec[] = [
   { name: 'reps', type: 'number', help: 'timed repetitions per candidate (interleaved; the median counts)', default: 3 },
   { name: 'budget', type: 'number', help: 'seconds: no new candidate or kernel shape is started after this; the rest keep their defaults', default: 300 },
   { name: 'inference', type: 'boolean', help: 'tune the inference graph only (default: the training graph, which holds the inference kernels too)' },
+  { name: 'freeze', type: 'string', help: 'none, or features: the training graph of train --freeze features (features as in inference, only the classifier trained)', default: 'none' },
   ...ADAPTER_FLAGS,
 ];
+
+function checkFreezeFlag(value: unknown): FreezePart {
+  try { return checkFreeze(String(value ?? 'none')); } catch (e) { throw new UsageError(`tune: ${(e as Error).message}`); }
+}
 
 function positive(flags: ParsedFlags, name: string, whole: boolean): number {
   const v = flags[name] as number;
@@ -45,7 +50,7 @@ async function tuneAndSave(gpu: Gpu, targets: TuneTarget[], o: { reps: number; b
   const p = gpu.profile;
   const software = p.class === 'software' ? ' — a software adapter: the CPU emulates the GPU, and these ratios say little about a real GPU' : '';
   log(`tuning on ${p.name} (${p.class}, driver "${p.driver}", backend ${p.backend})${software}`);
-  const describe = (t: TuneTarget) => `${t.config.name} batch ${t.batch} ${t.memory}${t.training ? '' : ' inference'}`;
+  const describe = (t: TuneTarget) => `${t.config.name} batch ${t.batch} ${t.memory}${t.training ? '' : ' inference'}${t.freeze ? `, --freeze ${t.freeze}` : ''}`;
   const report = await tuneTargets(gpu, targets, {
     ...o, onSite: (r, k, n) => log(`[${k}/${n}] ${formatSiteResult(r)}`),
   });
@@ -94,8 +99,8 @@ export function tunedAdapterOptions(flags: ParsedFlags, targets: () => TuneTarge
 }
 
 /** A run's model as a tuning target (the model flag's preset or JSON file). */
-export function tuneTarget(model: string, batch: number, memory: string, training: boolean): TuneTarget {
-  return { config: baseModelConfig(model), batch, memory: checkStrategy(memory) as MemoryStrategy, training };
+export function tuneTarget(model: string, batch: number, memory: string, training: boolean, freeze?: FreezePart): TuneTarget {
+  return { config: baseModelConfig(model), batch, memory: checkStrategy(memory) as MemoryStrategy, training, ...(training && freeze && freeze !== 'none' ? { freeze } : {}) };
 }
 
 export async function runTune(flags: ParsedFlags, log: (line: string) => void = console.log): Promise<void> {
@@ -109,9 +114,11 @@ export async function runTune(flags: ParsedFlags, log: (line: string) => void = 
   const config = baseModelConfig(model);
   const training = !flags.inference && config.classes !== null;
   if (training && batch < 2) throw new UsageError('tune: a training graph needs --batch >= 2 (or give --inference)');
+  const freeze = checkFreezeFlag(flags.freeze);
+  if (freeze !== 'none' && !training) throw new UsageError('tune: --freeze goes with the training graph, not --inference (an inference graph has nothing to freeze)');
   const gpu = await openDevice(adapterOptions(flags));
   try {
-    await tuneAndSave(gpu, [{ config, batch, memory: memory as MemoryStrategy, training }], { reps, budgetSeconds }, log);
+    await tuneAndSave(gpu, [{ config, batch, memory: memory as MemoryStrategy, training, ...(freeze !== 'none' ? { freeze } : {}) }], { reps, budgetSeconds }, log);
   } finally {
     gpu.close();
   }

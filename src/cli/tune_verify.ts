@@ -25,7 +25,7 @@ async function runner(gpu: Gpu, t: TuneTarget, table: TuningTable | undefined): 
     const images = new Float32Array(t.batch * c * h * w).map((_, i) => Math.sin(i * 12.9898) * 0.5);
     if (t.training) {
       const session = await TrainingSession.create(model, {
-        batch: t.batch, memory: t.memory, optimizer: { kind: 'sgd', lr: 0, momentum: 0, nesterov: false, weightDecay: 0 },
+        batch: t.batch, memory: t.memory, optimizer: { kind: 'sgd', lr: 0, momentum: 0, nesterov: false, weightDecay: 0 }, freeze: t.freeze,
       });
       const labels = Uint32Array.from({ length: t.batch }, (_, i) => i % (t.config.classes ?? 1));
       return { step: () => session.step(images, labels, 0), destroy: () => { session.destroy(); model.close(); } };

@@ -22,11 +22,12 @@ import { PARALLEL_POOL_WORKGROUP, parallelPoolLanes } from '../kernels/pool_glob
 import { avgPool2x2Backward, avgPool2x2Forward, avgPool2x2OutputShape, defaultBlocksPerInvocation } from '../kernels/pool_average.js';
 import { sizeOf, tensor } from '../kernels/tensor.js';
 import type { DenseNetConfig } from '../models/densenet_config.js';
-import { buildDenseNetGraph, type MemoryStrategy } from '../models/densenet_graph.js';
+import { buildDenseNetGraph, type FreezePart, type MemoryStrategy } from '../models/densenet_graph.js';
 import { DenseNetModel } from '../models/model.js';
 
 /** What to tune for: the graph a run builds. */
-export interface TuneTarget { config: DenseNetConfig; batch: number; memory: MemoryStrategy; training: boolean }
+/** A graph to tune: `freeze` (training only) as train --freeze builds it, so that frozen layers' backward kernels are not tuned for nothing. */
+export interface TuneTarget { config: DenseNetConfig; batch: number; memory: MemoryStrategy; training: boolean; freeze?: FreezePart }
 
 /** One candidate launch choice; `choice` undefined is the kernel's own default. */
 export interface Candidate { name: string; choice: TuningChoice | undefined }
@@ -44,7 +45,7 @@ export function collectSites(gpu: Gpu, t: TuneTarget): TuningSite[] {
   try {
     const recorder = new TuningTable();
     const optimizer = t.training ? { kind: 'sgd' as const, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0 } : undefined;
-    buildDenseNetGraph(model.arch, model.layout, { batch: t.batch, strategy: t.memory, training: t.training, optimizer, tuning: recorder, kernels: kernelClass(gpu) });
+    buildDenseNetGraph(model.arch, model.layout, { batch: t.batch, strategy: t.memory, training: t.training, optimizer, freeze: t.freeze, tuning: recorder, kernels: kernelClass(gpu) });
     return [...recorder.sites.values()];
   } finally {
     model.close();
