@@ -150,6 +150,26 @@ test('maxPool3x3: images of one row or column (windows clipped on three sides)',
   await checkOp(max, [3, 2, 3, 1], false, 301);
 });
 
+test('maxPool3x3: ties (inputs of three values) go to each window\'s first maximum in row-major order, as in the reference', async () => {
+  const gpu = await testGpu();
+  for (const [k, s] of ([[3, 2, 7, 8], [2, 3, 9, 5], [2, 1, 2, 2]] as Shape4[]).entries()) {
+    const x = randomArray(sizeOf(s), 500 + k).map((v) => Math.floor((v + 1) * 1.5)); // 0, 1 or 2: most windows tie
+    const out = maxPool3x3OutputShape(s);
+    const dyData = randomArray(sizeOf(out), 510 + k);
+    const xb = gpu.upload('x', 'activations', x);
+    const dyb = gpu.upload('dy', 'gradients', dyData);
+    const dxb = gpu.upload('dx', 'gradients', new Float32Array(sizeOf(s)).fill(Number.NaN)); // poisoned: every cell must be written
+    try {
+      const launches = await maxPool3x3Backward(gpu, { x: tensor(xb, s), dy: tensor(dyb, out), dx: tensor(dxb, s) });
+      await gpu.run(launches);
+      launches.forEach((l) => l.destroy());
+      assertClose(await gpu.read(dxb), maxPool3x3BackwardReference(x, dyData, s), { atol: 1e-6, rtol: 1e-6 }, `ties ${JSON.stringify(s)}`);
+    } finally {
+      for (const b of [xb, dyb, dxb]) gpu.arena.free(b);
+    }
+  }
+});
+
 test('maxPool3x3: padding never wins, even when every value is negative (reference and GPU kernel, forward and backward)', async () => {
   const s: Shape4 = [3, 2, 5, 6];
   const x = randomArray(sizeOf(s), 7).map((v) => -5 - Math.abs(v));

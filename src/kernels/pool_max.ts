@@ -57,8 +57,8 @@ export function maxPool3x3BackwardReference(x: ArrayLike<number>, dy: ArrayLike<
   return dx;
 }
 
-// Shared by both programs: the first maximum of window (ho, wo) of the plane starting at `base`,
-// as (row, column). Every window holds its centre (2ho, 2wo), so it is never empty.
+// The forward's first maximum of window (ho, wo) of the plane starting at `base`, as (row,
+// column). Every window holds its centre (2ho, 2wo), so it is never empty.
 const argmaxFn = /* wgsl */ `
 fn windowArgmax(base: u32, ho: u32, wo: u32) -> vec2<u32> {
   let r0 = select(2u * ho - 1u, 0u, ho == 0u);
@@ -86,25 +86,55 @@ const forwardMain = /* wgsl */ `
   let at = windowArgmax(base, ho, wo);
   y[u.yOffset + i] = x[base + at.x * u.w + at.y];`;
 
-// One invocation per input element (h, w); it lies in windows ho ∈ [⌊h/2⌋, min(⌊(h+1)/2⌋, Ho−1)]
-// (likewise wo): at most 2×2 windows, summed in row-major window order like tfjs.
+// One invocation per 2×2 block of input cells (2bh + a, 2bw + b), a, b ∈ {0, 1}. Row 2bh lies in
+// window row bh only and row 2bh + 1 in bh and bh + 1 (likewise columns), so the block's cells
+// receive gradient from windows (bh + dh, bw + dw), dh, dw ∈ {0, 1}, which together cover the 5×5
+// region of rows 2bh − 1 … 2bh + 3 and columns 2bw − 1 … 2bw + 3. The invocation loads that region
+// once (25 loads for 4 cells), finds each window's first maximum in it, and adds the window's dy
+// to the block cell that holds it, summing in row-major window order as the reference does. A
+// window whose maximum lies outside the block is also found by the neighbouring block that holds
+// it; each block writes only its own cells. (The kernel this replaced had each input cell scan
+// every window containing it: up to 36 loads per cell, and loops whose trip counts differed
+// between neighbouring invocations.) Every index is clamped into the plane; the masks decide.
+const REGION = 5;
+const regionCells = Array.from({ length: REGION * REGION }, (_, k) => [Math.floor(k / REGION), k % REGION] as const);
+const blockCells = [[0, 0], [0, 1], [1, 0], [1, 1]] as const;
 const backwardMain = /* wgsl */ `
   let i = index;
   if (i >= u.count) { return; }
-  let w = i % u.w;
-  let t = i / u.w;
-  let h = t % u.h;
-  let plane = t / u.h;
+  let bw = i % u.bw;
+  let t = i / u.bw;
+  let bh = t % u.bh;
+  let plane = t / u.bh;
   let base = u.xOffset + plane * u.h * u.w;
-  var g = 0.0;
-  for (var ho = h / 2u; ho <= min((h + 1u) / 2u, u.ho - 1u); ho++) {
-    for (var wo = w / 2u; wo <= min((w + 1u) / 2u, u.wo - 1u); wo++) {
-      let at = windowArgmax(base, ho, wo);
-      if (at.x == h && at.y == w) { g += dy[u.dyOffset + (plane * u.ho + ho) * u.wo + wo]; }
-    }
-  }
-  if (ACCUMULATE) { g += dx[u.dxOffset + i]; }
-  dx[u.dxOffset + i] = g;`;
+  let top = i32(2u * bh) - 1;
+  let left = i32(2u * bw) - 1;
+${Array.from({ length: REGION }, (_, r) => `  let row${r} = top + ${r};
+  let rowOk${r} = row${r} >= 0 && row${r} < i32(u.h);
+  let rowAt${r} = u32(clamp(row${r}, 0, i32(u.h) - 1)) * u.w;`).join('\n')}
+${Array.from({ length: REGION }, (_, c) => `  let col${c} = left + ${c};
+  let colOk${c} = col${c} >= 0 && col${c} < i32(u.w);
+  let colAt${c} = u32(clamp(col${c}, 0, i32(u.w) - 1));`).join('\n')}
+${regionCells.map(([r, c]) => `  let v${r}${c} = x[base + rowAt${r} + colAt${c}];`).join('\n')}
+${blockCells.map(([a, b]) => `  var g${a}${b} = 0.0;`).join('\n')}
+${blockCells.map(([dh, dw]) => `  {
+    let ho = bh + ${dh}u;
+    let wo = bw + ${dw}u;
+    var found = false;
+    var best = 0.0;
+    var at = ${REGION * REGION}u;
+${[0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => {
+    const [R, C] = [2 * dh + r, 2 * dw + c];
+    return `    if (rowOk${R} && colOk${C} && (!found || v${R}${C} > best)) { best = v${R}${C}; at = ${R * REGION + C}u; found = true; }`;
+  })).join('\n')}
+    let exists = ho < u.ho && wo < u.wo;
+    let d = select(0.0, dy[u.dyOffset + (plane * u.ho + min(ho, u.ho - 1u)) * u.wo + min(wo, u.wo - 1u)], exists);
+${blockCells.map(([a, b]) => `    g${a}${b} += select(0.0, d, exists && at == ${(1 + a) * REGION + 1 + b}u);`).join('\n')}
+  }`).join('\n')}
+${blockCells.map(([a, b]) => `  if (rowOk${1 + a} && colOk${1 + b}) {
+    let o = u.dxOffset + plane * u.h * u.w + u32(row${1 + a}) * u.w + u32(col${1 + b});
+    dx[o] = select(g${a}${b}, g${a}${b} + dx[o], ACCUMULATE);
+  }`).join('\n')}`;
 
 function inputDims(op: string, name: string, ref: TensorRef): Shape4 {
   const dims = activationDims(op, name, ref);
@@ -135,10 +165,11 @@ export async function maxPool3x3Backward(gpu: Gpu, t: { x: TensorRef; dy: Tensor
   const b = bindOperands(gpu.limits, op, { x: { ref: t.x }, dy: { ref: t.dy }, dx: { ref: t.dx, written: true } });
   const accumulate = t.accumulate ?? false;
   const program = await gpu.compile(b.program({
-    name: 'maxPool3x3.backward', key: `acc=${accumulate}`, workgroupSize: [WG],
-    body: `const ACCUMULATE = ${accumulate};\n${argmaxFn}`, main: backwardMain,
-    uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo'), ...offsetUniforms(['x', 'dy', 'dx'])],
+    name: 'maxPool3x3.backward', key: `blocks acc=${accumulate}`, workgroupSize: [WG],
+    body: `const ACCUMULATE = ${accumulate};`, main: backwardMain,
+    uniforms: [...uniformsU32('count', 'h', 'w', 'ho', 'wo', 'bh', 'bw'), ...offsetUniforms(['x', 'dy', 'dx'])],
   }));
-  const count = C * N * H * W;
-  return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, ...b.offsets }, Math.ceil(count / WG))];
+  const [BH, BW] = [Math.ceil(H / 2), Math.ceil(W / 2)];
+  const count = C * N * BH * BW;
+  return [gpu.launch(program, b.buffers, { count, h: H, w: W, ho: Ho, wo: Wo, bh: BH, bw: BW, ...b.offsets }, Math.ceil(count / WG))];
 }
