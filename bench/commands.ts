@@ -98,7 +98,10 @@ async function profile(flags: Flags, context: BenchContext): Promise<void> {
   const top = wholeNumber('profile', 'top', flags.top, 1);
   const model = presets('profile', [String(flags.model)])![0];
   const { runProfile } = await import('./profile.js');
-  await runProfile({ model, batch, mode, memory: strategy, steps, top, json: flags.json as string | undefined, command: context.commandLine, device: context.device });
+  await runProfile({
+    model, batch, mode, memory: strategy, steps, top, json: flags.json as string | undefined, trace: flags.trace as string | undefined,
+    command: context.commandLine, device: context.device,
+  });
 }
 
 const COMMANDS = { ops, train, memory, inference, profile };

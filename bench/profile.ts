@@ -15,7 +15,7 @@ import { sizeOf } from '../src/kernels/tensor.js';
 import type { MemoryStrategy } from '../src/models/densenet_graph.js';
 import { DenseNetModel } from '../src/models/model.js';
 import { InferenceSession, TrainingSession } from '../src/models/session.js';
-import { buildReport, formatProfile, opTimes, type ProfiledOp, type ProfileReport } from './profile_report.js';
+import { buildReport, chromeTrace, formatProfile, opTimes, type ProfiledOp, type ProfileReport } from './profile_report.js';
 import { sgdConfig } from './train_impls.js';
 import { trainProblem } from './train.js';
 
@@ -29,6 +29,8 @@ export interface ProfileOptions {
   /** Rows per table. */
   top: number;
   json?: string;
+  /** Also write the last timed step's launches as a Chrome trace (chrome://tracing, ui.perfetto.dev) to this file. */
+  trace?: string;
   command?: string;
   log?: (line: string) => void;
   /** Use this device (left open) instead of opening one (closed at the end). */
@@ -114,6 +116,7 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileReport> {
     try {
       await stepper.step(); // warm-up: first-use costs stay out of the medians
       const wall: number[] = [], submit: (number | null)[] = [], gpuStep: number[] = [], perLaunch: number[][] = [];
+      let spans: { start: number; ms: number }[] = [];
       for (let i = 0; i < o.steps; i++) {
         const t0 = performance.now();
         const { submitMs } = await stepper.step();
@@ -122,20 +125,26 @@ export async function runProfile(o: ProfileOptions): Promise<ProfileReport> {
         await stepper.step(stepTimer);
         gpuStep.push((await stepTimer.read())[0]);
         await stepper.step(launchTimer);
-        perLaunch.push(await launchTimer.read());
+        spans = await launchTimer.readSpans();
+        perLaunch.push(spans.map((s) => s.ms));
         log(`  step ${i + 1} of ${o.steps}: wall ${wall[i].toFixed(1)} ms, GPU ${gpuStep[i].toFixed(1)} ms, launches one by one ${perLaunch[i].reduce((a, b) => a + b, 0).toFixed(1)} ms`);
       }
       const times = opTimes(ops, perLaunch);
-      const report = buildReport({
+      const header = {
         model: o.model, batch: o.batch, mode: o.mode, memory: o.memory, kernels: kernelClass(gpu), adapter: gpu.adapter.name, adapterClass: gpu.adapter.class,
         launches, steps: o.steps, wallMs: median(wall), gpuStepMs: median(gpuStep), launchSumMs: times.reduce((s, t) => s + t.ms, 0),
         submitMs: submit.includes(null) ? null : median(submit as number[]), gflopPerStep: ops.reduce((s, op) => s + (op.flops ?? 0), 0) / 1e9,
-      }, times, o.top);
+      };
+      const report = buildReport(header, times, o.top);
       log('');
       log(formatProfile(report, o.top));
       if (o.json) {
         await writeFile(o.json, JSON.stringify({ ...report, command: o.command, ops: times }, null, 2) + '\n');
         log(`wrote the profile to ${o.json}`);
+      }
+      if (o.trace) {
+        await writeFile(o.trace, JSON.stringify(chromeTrace(ops, spans, header)) + '\n');
+        log(`wrote the last step's ${spans.length} launches as a Chrome trace to ${o.trace} (open it in ui.perfetto.dev or chrome://tracing)`);
       }
       return report;
     } finally {

@@ -125,6 +125,28 @@ export function buildReport(header: ProfileHeader, times: OpTime[], top: number)
   };
 }
 
+/**
+ * One timed step as a Chrome trace (the JSON Trace Event Format that chrome://tracing and
+ * ui.perfetto.dev open): a complete event per launch, named by its op, with its kernel, phase and
+ * the op's work; start times from the GPU's timestamps, so the gaps between launches show too.
+ */
+export function chromeTrace(ops: ProfiledOp[], spans: { start: number; ms: number }[], header: ProfileHeader): object {
+  const launches = ops.flatMap((op) => op.kernels.map((kernel) => ({ op, kernel })));
+  if (launches.length !== spans.length) throw new Error(`bench profile: ${spans.length} timed passes for ${launches.length} launches`);
+  const tracks = { forward: 1, backward: 2, update: 3 } as const;
+  return {
+    displayTimeUnit: 'ms',
+    metadata: { ...header, source: 'densenet-wgsl bench profile: one step, each launch in a timestamped compute pass of its own' },
+    traceEvents: [
+      ...Object.entries(tracks).map(([phase, tid]) => ({ name: 'thread_name', ph: 'M', pid: 1, tid, args: { name: phase } })),
+      ...launches.map(({ op, kernel }, i) => ({
+        name: op.name, cat: kernel, ph: 'X', pid: 1, tid: tracks[op.phase], ts: spans[i].start * 1000, dur: spans[i].ms * 1000,
+        args: { kernel, phase: op.phase, launchesOfOp: op.kernels.length, ...(op.flops !== undefined ? { flopsOfOp: op.flops } : {}), bytesOfOp: op.bytes },
+      })),
+    ],
+  };
+}
+
 const ms = (v: number) => (v >= 100 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3));
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const rate = (v: number | null) => (v === null ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(1));

@@ -109,9 +109,9 @@ test('launch times are attributed to their ops in order; groups add up', () => {
   assert.is(roleOf('features.transition2.conv.backwardFilter'), 'transition.conv.backwardFilter');
 });
 
-async function profile(mode: 'train' | 'inference', json?: string) {
+async function profile(mode: 'train' | 'inference', json?: string, trace?: string) {
   const lines: string[] = [];
-  const report = await runProfile({ model: MODEL, batch: BATCH, mode, memory: 'fused', steps: 1, top: 5, json, gpu: await testGpu(), log: (l) => lines.push(l) });
+  const report = await runProfile({ model: MODEL, batch: BATCH, mode, memory: 'fused', steps: 1, top: 5, json, trace, gpu: await testGpu(), log: (l) => lines.push(l) });
   return { report, text: lines.join('\n') };
 }
 
@@ -132,7 +132,8 @@ test('training profile: phases, sums, GEMM work = 3 passes over every conv but t
   const dir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
   try {
     const json = join(dir, 'profile.json');
-    const { report, text } = await profile('train', json);
+    const trace = join(dir, 'trace.json');
+    const { report, text } = await profile('train', json, trace);
     checkSums(report);
     assert.equal(report.byPhase.map((g) => g.name).sort(), ['backward', 'forward', 'update']);
     const config = preset(MODEL);
@@ -145,6 +146,19 @@ test('training profile: phases, sums, GEMM work = 3 passes over every conv but t
     const saved = JSON.parse(readFileSync(json, 'utf8'));
     assert.is(saved.header.launches, report.header.launches);
     assert.ok(saved.ops.some((op: { name: string; kernels: string[] }) => op.name.endsWith('conv2.backwardFilter') && op.kernels.length > 0));
+    // The Chrome trace: one complete event per launch, on its phase's track, one after another in time.
+    const events = JSON.parse(readFileSync(trace, 'utf8')).traceEvents as { name: string; cat: string; ph: string; ts: number; dur: number; tid: number }[];
+    const launches = events.filter((e) => e.ph === 'X');
+    assert.is(launches.length, report.header.launches);
+    assert.equal(events.filter((e) => e.ph === 'M').length, 3, 'forward, backward and update tracks are named');
+    assert.equal([...new Set(launches.map((e) => e.tid))].sort(), [1, 2, 3]);
+    assert.is(launches[0].ts, 0);
+    for (let i = 1; i < launches.length; i++) {
+      assert.ok(launches[i - 1].ts + launches[i - 1].dur <= launches[i].ts + 1e-3, `launch ${i} (${launches[i].name}) starts before launch ${i - 1} ends`);
+    }
+    assert.ok(launches.some((e) => e.name.endsWith('conv2.backwardFilter') && e.cat.startsWith('conv2d.backwardFilter')));
+    const lastStepMs = launches.reduce((s, e) => s + e.dur, 0) / 1000;
+    assert.ok(lastStepMs > 0 && lastStepMs <= launches[launches.length - 1].ts / 1000 + launches[launches.length - 1].dur / 1000 + 1e-6);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -166,6 +180,7 @@ test('CLI: bad flags are named before any GPU work', () => {
     [['--batch', '1'], /--batch must be a whole number >= 2/],
     [['--model', 'densenet-999'], /densenet-999/],
     [['--steps', '0'], /--steps must be a whole number >= 1/],
+    [['--trace', 'trace.txt'], /--trace trace\.txt/],
   ] as [string[], RegExp][]) {
     const r = spawnSync(process.execPath, ['dist/cli.js', 'bench', 'profile', ...args], { encoding: 'utf8', env: { ...process.env, DENSENET_WGSL_BACKEND: 'no-such-backend' } });
     assert.is(r.status, 2, `${args.join(' ')}: exit ${r.status}\n${r.stderr}`);

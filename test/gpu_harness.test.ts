@@ -189,6 +189,7 @@ test('a pack under 64 MiB that unpacks, finds the adapter and refuses one that i
     const header = JSON.parse(readFileSync(join(ours, file), 'utf8')).header;
     assert.equal([header.model, header.mode, header.batch], ['densenet-bc-tiny', mode, batch], file);
   }
+  assert.ok(JSON.parse(readFileSync(join(ours, 'trace_train.json'), 'utf8')).traceEvents.length > 100, 'the training step\'s Chrome trace');
   // tune wrote its picks into the run's own cache, under the run's work folder, and tuned read them.
   // (With a 3 s budget and a cold shader cache it may stop before timing anything but the defaults.)
   const cache = join(tools, 'work', 'cache', 'densenet-wgsl');

@@ -21,7 +21,8 @@
 # warm-ups, 20 inference reps after 3; the oracle 4 images 224×224.
 # Output: $OUT if set (the device tool returns it), else ./gpu-results/UTC-TIME/: run.log, table.md,
 # results.json, train.json, inference.json, torch_eager.json, torch_compile.json, logits.json,
-# profile_train.json, profile_inference.json, train_tuned.json, train_norobust.json (tune's picks: run.log).
+# profile_train.json, profile_inference.json, trace_train.json (the profiled training step's launches as a
+# Chrome trace: ui.perfetto.dev), train_tuned.json, train_norobust.json (tune's picks: run.log).
 # Environment: GPU_PACK (default .gpu), GPU_TOOLS (unpack here; default /tmp/densenet-wgsl-gpu),
 # GPU_STEPS (comma list of the steps above), GPU_DEADLINE_S (540), GPU_TRAIN_MODEL and GPU_TRAIN_BATCH
 # (ours' training network for train, profile, tune, tuned, norobust: densenet-bc-100-12, 64; the
@@ -30,7 +31,7 @@
 # software adapter: for trying the harness without a GPU), GPU_NODE (use this node, not the packed one),
 # DENSENET_WGSL_BACKEND (default vulkan).
 # Through this workplace's device tool: run(command="bash bench/gpu/run.sh", carry=[".gpu"], timeout_s=600)
-# from the checkout holding .gpu/ (12 files come back from $OUT: the ones listed above).
+# from the checkout holding .gpu/ (13 files come back from $OUT: the ones listed above).
 set -uo pipefail
 
 [ -f bench/gpu/run.sh ] || { echo "run.sh: run me from the repository root (bash bench/gpu/run.sh)" >&2; exit 2; }
@@ -153,7 +154,7 @@ fi
 if [ $ok = 1 ] && wants profile; then
   # Each profile: a warm-up step, then 3 × (plain, timestamped whole, timestamped launch by launch).
   step profile 60 "$NODE" "$APP/dist/cli.js" bench profile --model "$TRAIN_MODEL" --batch "$TRAIN_BATCH" --mode train --memory fused \
-    --steps 3 --top 20 --json "$RESULTS/profile_train.json"
+    --steps 3 --top 20 --json "$RESULTS/profile_train.json" --trace "$RESULTS/trace_train.json"
   step profile 60 "$NODE" "$APP/dist/cli.js" bench profile ${GPU_PROFILE_INFERENCE:---model densenet121 --batch 32} --mode inference --memory fused \
     --steps 3 --top 20 --json "$RESULTS/profile_inference.json"
 fi

@@ -20,12 +20,13 @@ async function loadBench(): Promise<BenchEntry> {
 }
 
 const JSON_FLAG: FlagSpec = { name: 'json', type: 'string', help: 'also write the rows as JSON to this file' };
-const OVERWRITE_FLAG: FlagSpec = { name: 'overwrite', type: 'boolean', help: 'replace an existing --json (or --svg) file' };
+const OVERWRITE_FLAG: FlagSpec = { name: 'overwrite', type: 'boolean', help: 'replace an existing --json (or --svg, --trace) file' };
 
 /** Files a bench command writes when it ends, checked before it starts: minutes of measurement must not end in a refusal, nor replace a file silently. */
 const OUT_FILES: { flag: string; extensions: string[]; format: string }[] = [
   { flag: 'json', extensions: ['.json'], format: 'JSON' },
   { flag: 'svg', extensions: ['.svg'], format: 'an SVG plot' },
+  { flag: 'trace', extensions: ['.json'], format: 'a Chrome trace' },
 ];
 const TFJS_CAP_FLAG: FlagSpec = { name: 'tfjs-memory-cap', type: 'number', help: "GB cap on tfjs-webgpu's buffer pool (default half the free memory on a software adapter)" };
 
@@ -75,7 +76,8 @@ const BENCH_FLAGS: Record<BenchCommand, { summary: string; flags: FlagSpec[] }> 
       { name: 'mode', type: 'string', help: 'train (forward, loss, backward, SGD update) or inference', default: 'train' },
       { name: 'memory', type: 'string', help: 'memory strategy: naive, shared, recompute or fused', default: 'fused' },
       { name: 'steps', type: 'number', help: 'timed steps (medians over them; each is run plain, timestamped whole, and timestamped launch by launch)', default: 3 },
-      { name: 'top', type: 'number', help: 'rows per table', default: 15 }],
+      { name: 'top', type: 'number', help: 'rows per table', default: 15 },
+      { name: 'trace', type: 'string', help: "also write the last timed step's launches as a Chrome trace (.json: ui.perfetto.dev, chrome://tracing)" }],
   },
 };
 

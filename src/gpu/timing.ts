@@ -98,14 +98,24 @@ export class PassTimer {
 
   /** Milliseconds of each pass, in order, once the command buffer has run; the timer can then record again. */
   async read(): Promise<number[]> {
+    return (await this.readSpans()).map((s) => s.ms);
+  }
+
+  /**
+   * Each pass's start (ms after the first pass began) and duration, once the command buffer has
+   * run: where the passes ran one after another, the starts also show the gaps between them.
+   */
+  async readSpans(): Promise<{ start: number; ms: number }[]> {
     await this.readBuffer.mapAsync(GPUMapMode.READ);
     const stamps = new BigUint64Array(this.readBuffer.getMappedRange().slice(0));
     this.readBuffer.unmap();
     this.next = 0;
-    const ms: number[] = [];
+    const spans: { start: number; ms: number }[] = [];
     // A driver may return an end before its begin for an empty pass: clamp to 0 rather than report a negative time.
-    for (let i = 0; i < this.passes; i++) ms.push(Math.max(0, Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6));
-    return ms;
+    for (let i = 0; i < this.passes; i++) {
+      spans.push({ start: Number(stamps[2 * i] - stamps[0]) / 1e6, ms: Math.max(0, Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6) });
+    }
+    return spans;
   }
 
   destroy(): void {
