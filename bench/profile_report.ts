@@ -5,6 +5,7 @@
 // given where it means something: GFLOP/s for the GEMM ops (conv, linear; Op.flops), and GB/s of
 // the op's minimum traffic (each tensor it reads or writes touched once) for every op.
 
+import { median } from '../src/gpu/timing.js';
 import type { Phase } from '../src/graph/graph.js';
 
 /** What the profile needs of one graph op: its name and phase, its launches' kernel names, its work. */
@@ -39,15 +40,10 @@ export function opTimes(ops: ProfiledOp[], launchMs: number[][]): OpTime[] {
     if (step.length !== launches) throw new Error(`bench profile: a step has ${step.length} launch times for ${launches} launches`);
   }
   if (launchMs.length === 0) throw new Error('bench profile: no timed steps');
-  const median = (k: number) => {
-    const xs = launchMs.map((s) => s[k]).sort((a, b) => a - b);
-    const m = xs.length >> 1;
-    return xs.length % 2 ? xs[m] : (xs[m - 1] + xs[m]) / 2;
-  };
   let k = 0;
   return ops.map((op) => {
     let ms = 0;
-    for (let i = 0; i < op.kernels.length; i++) ms += median(k++);
+    for (let i = 0; i < op.kernels.length; i++, k++) ms += median(launchMs.map((step) => step[k]));
     return { ...op, ms };
   });
 }

@@ -22,27 +22,19 @@ export async function timeLaunches(gpu: Gpu, launches: Launch[], reps: number, w
     return { samples, method: 'wall-clock' };
   }
   const device = gpu.device;
-  const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
-  const resolve = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const read = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const timer = new PassTimer(device, 1, false);
   try {
     for (let i = 0; i < reps; i++) {
       const encoder = device.createCommandEncoder();
-      const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+      const pass = timer.beginPass(encoder);
       for (const l of launches) l.encode(pass);
       pass.end();
-      encoder.resolveQuerySet(querySet, 0, 2, resolve, 0);
-      encoder.copyBufferToBuffer(resolve, 0, read, 0, 16);
+      timer.finish(encoder);
       device.queue.submit([encoder.finish()]);
-      await read.mapAsync(GPUMapMode.READ);
-      const [t0, t1] = new BigUint64Array(read.getMappedRange());
-      read.unmap();
-      samples.push(Number(t1 - t0) / 1e6);
+      samples.push((await timer.read())[0]);
     }
   } finally {
-    querySet.destroy();
-    resolve.destroy();
-    read.destroy();
+    timer.destroy();
   }
   return { samples, method: 'timestamp-query' };
 }
