@@ -41,9 +41,10 @@ export interface ProfileOptions {
 /** What the profile needs of each op of a built executable, in recording order. */
 export function profiledOps(executable: Executable): ProfiledOp[] {
   const names = executable.launchNames;
+  const counts = executable.opLaunchCounts;
   let k = 0;
   return executable.graph.ops.map((op, i) => {
-    const kernels = names.slice(k, k + executable.opLaunchCounts[i]);
+    const kernels = names.slice(k, k + counts[i]);
     k += kernels.length;
     const tensors = new Set([...op.reads, ...op.writes]);
     const bytes = [...tensors].reduce((s, v) => s + 4 * sizeOf(v.shape), 0);
