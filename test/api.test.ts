@@ -12,6 +12,9 @@ import {
   UsageError, WeightsError, type Device, type ImageArrays, type Model, type StepInfo,
 } from '../src/index.js';
 import { seededRandom } from './helpers.js';
+import { writeSafetensors } from '../src/io/safetensors.js';
+import { CONFIG_METADATA_KEY, torchvisionStateDict } from '../src/io/torchvision.js';
+import { describeDenseNet } from '../src/models/architecture.js';
 import { writeShapeFolder } from './folder_fixtures.js';
 
 const test = suite('api');
@@ -167,6 +170,16 @@ test('weights: saved with names and normalization, reloaded; never overwritten u
   assert.equal(reloaded.preprocessing, trained.preprocessing);
   const raw = darkAndBright(4, 5).images;
   assert.equal((await predict(reloaded, raw)).map((p) => p.top[0].probability), (await predict(trained, raw)).map((p) => p.top[0].probability));
+
+  // A file from an older export records mean and std alone (no preprocessing key): the library reads
+  // it as predict --weights does (io/weights_metadata.ts), images resized straight to the input.
+  const older = join(dir, 'older-export.safetensors');
+  await writeSafetensors(older, torchvisionStateDict(describeDenseNet(trained.config), await trained.readWeights(), 1), {
+    [CONFIG_METADATA_KEY]: JSON.stringify(trained.config), 'densenet_wgsl.mean': JSON.stringify([0.25]), 'densenet_wgsl.std': JSON.stringify([0.5]),
+  });
+  const fromOlder = await loadModel(device, older);
+  assert.equal(fromOlder.preprocessing, { mean: [0.25], std: [0.5], resize: 'resize' });
+  fromOlder.close();
 
   // A new head of three classes: the file's two-class classifier does not fit...
   const fresh = createModel(device, 'digits-tiny', { classNames: ['a', 'b', 'c'], seed: 11 });

@@ -10,13 +10,14 @@ import { UsageError } from '../base/usage_error.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { readSafetensors, type SafetensorsContents } from '../io/safetensors.js';
 import { configFromWeights, exportTorchvisionWeights, matchTorchvisionWeights } from '../io/torchvision.js';
+import { METADATA_KEYS, recordedClassNames, recordedPreprocessing } from '../io/weights_metadata.js';
 import { validateConfig, type DenseNetConfig } from '../models/index.js';
 import { DenseNetModel } from '../models/model.js';
 import { readCheckpoint, readCheckpointHeader } from '../train/checkpoint.js';
 import { CHECKPOINT_FORMAT } from '../train/trainer.js';
 import type { Device } from './device.js';
 import { gpuOf, modelState } from './internal.js';
-import { resolveConfig, type Model, type ModelOptions, type ModelSpec, type Preprocessing } from './model.js';
+import { resolveConfig, type Model, type ModelOptions, type ModelSpec } from './model.js';
 import { defaultPreprocessing, wrapModel } from './model_handle.js';
 
 /**
@@ -37,8 +38,6 @@ export interface LoadReport {
   metadata: Record<string, string>;
 }
 
-const CLASS_NAMES_KEY = 'densenet_wgsl.class_names';
-const PREPROCESSING_KEY = 'densenet_wgsl.preprocessing';
 
 export interface LoadWeightsOptions {
   /**
@@ -70,21 +69,18 @@ function loadContents(model: Model, contents: SafetensorsContents, file: string,
   return report;
 }
 
-/** Class names and preprocessing recorded in the file's metadata (by saveWeights), unless the classifier was replaced. */
+/**
+ * Class names and preprocessing recorded in the file's metadata (by saveWeights or `export`), unless
+ * the classifier was replaced; read as predict --weights reads them (io/weights_metadata.ts).
+ */
 function applyRecorded(model: Model, metadata: Record<string, string>, skippedClassifier: boolean): void {
-  const parse = (key: string): unknown => {
-    try { return metadata[key] ? JSON.parse(metadata[key]) : undefined; } catch { return undefined; }
-  };
-  const names = parse(CLASS_NAMES_KEY);
   if (!skippedClassifier) {
-    if (Array.isArray(names) && names.length === model.classes && names.every((n) => typeof n === 'string')) model.classNames = names;
+    const names = recordedClassNames(metadata, model.classes);
+    if (names) model.classNames = names;
     else if (model.classes === IMAGENET_CLASSES.length && model.config.stem === 'imagenet') model.classNames = [...IMAGENET_CLASSES];
   }
-  const pre = parse(PREPROCESSING_KEY) as Preprocessing | undefined;
-  const c = model.inputShape[0];
-  if (pre && Array.isArray(pre.mean) && Array.isArray(pre.std) && pre.mean.length === c && pre.std.length === c && (pre.resize === 'resize' || pre.resize === 'center-crop')) {
-    model.preprocessing = { mean: pre.mean.map(Number), std: pre.std.map(Number), resize: pre.resize, ...(pre.invertLight === true && c === 1 ? { invertLight: true } : {}) };
-  }
+  const recorded = recordedPreprocessing(metadata, model.config);
+  if (recorded) model.preprocessing = { ...recorded, mean: [...recorded.mean], std: [...recorded.std] };
 }
 
 /**
@@ -100,8 +96,8 @@ export async function saveWeights(model: Model, file: string, options: { overwri
   }
   await exportTorchvisionWeights(state.inner, file, {
     metadata: {
-      ...(model.classNames ? { [CLASS_NAMES_KEY]: JSON.stringify(model.classNames) } : {}),
-      [PREPROCESSING_KEY]: JSON.stringify(model.preprocessing),
+      ...(model.classNames ? { [METADATA_KEYS.classNames]: JSON.stringify(model.classNames) } : {}),
+      [METADATA_KEYS.preprocessing]: JSON.stringify(model.preprocessing),
     },
   });
 }

@@ -14,7 +14,8 @@ import { readSafetensors } from '../io/safetensors.js';
 import { configFromWeights, exportTorchvisionWeights, matchTorchvisionWeights } from '../io/torchvision.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 import { checkOutFile, refuseWrongKind } from './files.js';
-import { asUsage, configFromFlag, IMAGENET_MEAN, IMAGENET_STD, METADATA_KEYS } from './imagenet.js';
+import { asUsage, configFromFlag, IMAGENET_MEAN, IMAGENET_STD } from './imagenet.js';
+import { METADATA_KEYS } from '../io/weights_metadata.js';
 import { preprocessingOf } from '../train/preprocessing.js';
 
 export const EXPORT_FLAGS: FlagSpec[] = [
