@@ -118,7 +118,7 @@ export async function runTune(flags: ParsedFlags, log: (line: string) => void = 
   if (freeze !== 'none' && !training) throw new UsageError('tune: --freeze goes with the training graph, not --inference (an inference graph has nothing to freeze)');
   const gpu = await openDevice(adapterOptions(flags));
   try {
-    await tuneAndSave(gpu, [{ config, batch, memory: memory as MemoryStrategy, training, ...(freeze !== 'none' ? { freeze } : {}) }], { reps, budgetSeconds }, log);
+    await tuneAndSave(gpu, [tuneTarget(model, batch, memory, training, freeze)], { reps, budgetSeconds }, log);
   } finally {
     gpu.close();
   }
