@@ -103,7 +103,10 @@ export async function loadFolderData(o: FolderOptions, config: DenseNetConfig, l
   // channel (float64; values in [0, 1], so the one-pass variance loses nothing that matters).
   const sums = new Float64Array(2 * c);
   let summed = 0;
-  if (!streamed) checkMemory(scanned.root, train.length, val.length, [c, h, w], o.memoryBudgetBytes ?? freeMemoryBytes() / 2);
+  if (!streamed) {
+    const budget = o.memoryBudgetBytes === undefined ? { bytes: freeMemoryBytes() / 2, what: ' (half the memory available now)' } : { bytes: o.memoryBudgetBytes, what: '' };
+    checkMemory(scanned.root, train.length, val.length, [c, h, w], budget);
+  }
   const decodeSplit = async (files: FolderFile[], isTrain: boolean) => {
     const keep = !streamed;
     // Each image is written into its place in one array as it is decoded: the split's images are
@@ -169,14 +172,14 @@ export async function loadFolderData(o: FolderOptions, config: DenseNetConfig, l
 }
 
 /** Refuses a folder whose images would not fit `budgetBytes` in memory, before any is decoded. */
-function checkMemory(root: string, train: number, val: number, [c, h, w]: [number, number, number], budgetBytes: number): void {
+function checkMemory(root: string, train: number, val: number, [c, h, w]: [number, number, number], budget: { bytes: number; what: string }): void {
   const bytes = (train + val) * c * h * w * 4;
-  if (bytes <= budgetBytes) return;
+  if (bytes <= budget.bytes) return;
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   // --limit counts training images and takes validation images in proportion.
-  const limit = Math.floor((budgetBytes / (c * h * w * 4)) * (train / (train + val)));
+  const limit = Math.floor((budget.bytes / (c * h * w * 4)) * (train / (train + val)));
   throw new DatasetError(`folder ${root}: its ${(train + val).toLocaleString('en-US')} images at ${c}×${h}×${w} would take ${gib(bytes)} in memory, ` +
-    `more than the ${gib(budgetBytes)} it may (half the memory available now): use --limit ${limit.toLocaleString('en-US').replace(/,/g, '')} or less, ` +
+    `more than the ${gib(budget.bytes)} it may${budget.what}: use --limit ${limit} or less, ` +
     'free memory, or train a model with an ImageNet stem, whose images are decoded per batch instead of held');
 }
 
