@@ -8,6 +8,7 @@ import type { MemoryStrategy } from './model.js';
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
+import { scoreLogits, topClasses } from '../train/logits.js';
 import { imagenetInput, invertsLight } from '../train/preprocessing.js';
 import type { ImageDataset } from './data.js';
 import { modelState, type ModelState } from './internal.js';
@@ -103,22 +104,13 @@ export async function evaluate(model: Model, data: ImageDataset, options: Infere
     labels = got.labels;
   }, (logits, _first, n) => {
     for (let i = 0; i < n; i++) {
-      const row = logits.subarray(i * k, (i + 1) * k);
       const label = labels[i];
       if (label >= k) throw new UsageError(`evaluate: label ${label} is not a class of model "${model.name}" (${k} classes)`);
-      let best = 0;
-      let max = -Infinity;
-      let above = 0;
-      for (let j = 0; j < k; j++) {
-        if (row[j] > max) { max = row[j]; best = j; }
-        if (row[j] > row[label] || (row[j] === row[label] && j < label)) above++;
-      }
-      let sum = 0;
-      for (let j = 0; j < k; j++) sum += Math.exp(row[j] - max);
-      lossSum += Math.log(sum) + max - row[label];
+      const { best, inTop5, loss } = scoreLogits(logits.subarray(i * k, (i + 1) * k), label);
+      lossSum += loss;
       confusion[label][best]++;
       if (best === label) correct++;
-      if (above < 5) top5++;
+      if (inTop5) top5++;
     }
   });
   const count = data.size;
@@ -180,15 +172,9 @@ export async function predict(model: Model, images: ImageInput, options: Inferen
   const out: Prediction[] = [];
   await runBatches(session, per, count, (first, n, batchInput) => { batchInput.set(input.subarray(first * per, (first + n) * per)); }, (logits, first, n) => {
     for (let i = 0; i < n; i++) {
-      const row = logits.subarray(i * k, (i + 1) * k);
-      let max = -Infinity;
-      for (const v of row) max = Math.max(max, v);
-      let sum = 0;
-      for (const v of row) sum += Math.exp(v - max);
-      const order = [...row.keys()].sort((a, b) => row[b] - row[a] || a - b).slice(0, Math.min(top, k));
       out.push({
         input: Array.isArray(images) ? images[first + i] : first + i,
-        top: order.map((j) => ({ index: j, name: names?.[j] ?? `class ${j}`, probability: Math.exp(row[j] - max) / sum })),
+        top: topClasses(logits.subarray(i * k, (i + 1) * k), top).map((t) => ({ ...t, name: names?.[t.index] ?? `class ${t.index}` })),
       });
     }
   });

@@ -9,6 +9,7 @@ import { InferenceSession } from '../models/session.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { decodeImageFile } from '../train/images.js';
 import { evalInput, preprocessingOf, type Preprocessing } from '../train/preprocessing.js';
+import { topClasses } from '../train/logits.js';
 import { CHECKPOINT_FORMAT } from '../train/trainer.js';
 import { UsageError, type ParsedFlags } from './args.js';
 import { tunedAdapterOptions } from './tune.js';
@@ -60,12 +61,8 @@ export async function runPredict(flags: ParsedFlags, files: string[], log: (line
     session.destroy();
     const k = config.classes!;
     files.forEach((file, i) => {
-      const row = [...logits.subarray(i * k, (i + 1) * k)];
-      const max = Math.max(...row);
-      const exp = row.map((v) => Math.exp(v - max));
-      const sum = exp.reduce((a, b) => a + b, 0);
-      const top = exp.map((p, j) => ({ j, p: p / sum })).sort((a, b) => b.p - a.p).slice(0, Math.min(5, k));
-      log(`${file}: ${top.map((t) => `${classNames[t.j]} ${(100 * t.p).toFixed(1)}%`).join(', ')}`);
+      const top = topClasses(logits.subarray(i * k, (i + 1) * k), 5);
+      log(`${file}: ${top.map((t) => `${classNames[t.index]} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     });
   } finally {
     model.close();

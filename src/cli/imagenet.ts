@@ -18,6 +18,7 @@ import { denseNetConfig, describeDenseNet, preset, validateConfig, type DenseNet
 import { DenseNetModel } from '../models/model.js';
 import { InferenceSession } from '../models/session.js';
 import { decodeImageFile, toModelInput } from '../train/images.js';
+import { topClasses } from '../train/logits.js';
 import { imagenetInput, invertsLight } from '../train/preprocessing.js';
 import { IMAGENET_CLASSES } from '../io/imagenet_classes.js';
 import { encodeNpyFloat32 } from '../io/npy.js';
@@ -114,13 +115,8 @@ export async function predictImagenet(o: ImagenetRunOptions & { top?: number; cl
   const predictions: Prediction[] = [];
   const stats = await runModel(o, (logits, first, count) => {
     for (let i = 0; i < count; i++) {
-      const row = logits.subarray(i * k, (i + 1) * k);
-      let max = -Infinity;
-      for (const v of row) max = Math.max(max, v);
-      let sum = 0;
-      for (const v of row) sum += Math.exp(v - max);
-      const order = [...row.keys()].sort((a, b) => row[b] - row[a] || a - b).slice(0, top);
-      predictions.push({ file: o.files[first + i], top: order.map((j) => ({ index: j, name: names?.[j] ?? `class ${j}`, probability: Math.exp(row[j] - max) / sum })) });
+      const best = topClasses(logits.subarray(i * k, (i + 1) * k), top);
+      predictions.push({ file: o.files[first + i], top: best.map((t) => ({ ...t, name: names?.[t.index] ?? `class ${t.index}` })) });
     }
   });
   return { predictions, stats };

@@ -8,6 +8,7 @@ import type { InferenceSession } from '../models/session.js';
 // core.js, not the dataset.js barrel: the barrel brings the file loaders, which a browser page cannot
 // bundle. Streamed folder splits are evaluated by evaluate_split.ts (Node only: it decodes files).
 import { normalize, type Dataset } from './data/core.js';
+import { scoreLogits } from './logits.js';
 
 export interface Evaluation {
   /** Top-1 accuracy. */
@@ -41,18 +42,10 @@ export async function evaluateBatches(session: InferenceSession, classes: number
     input.set(b.images.subarray(0, b.count * per));
     const logits = await session.run(input);
     for (let i = 0; i < b.count; i++) {
-      const row = logits.subarray(i * k, (i + 1) * k);
-      let best = 0;
-      let max = -Infinity;
-      for (let j = 0; j < k; j++) if (row[j] > max) { max = row[j]; best = j; }
-      let sum = 0;
-      for (let j = 0; j < k; j++) sum += Math.exp(row[j] - max);
       const label = b.labels[i];
-      // Rank of the label: classes with a larger logit, or an equal one at a lower index (as a stable sort orders them).
-      let above = 0;
-      for (let j = 0; j < k; j++) if (row[j] > row[label] || (row[j] === row[label] && j < label)) above++;
-      if (above < 5) inTop5++;
-      lossSum += Math.log(sum) + max - row[label];
+      const { best, inTop5: inTop, loss } = scoreLogits(logits.subarray(i * k, (i + 1) * k), label);
+      if (inTop) inTop5++;
+      lossSum += loss;
       confusion[label][best]++;
       if (best === label) correct++;
     }
